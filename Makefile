@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs.
+.PHONY: demo test unit integration bench setup services-install clean
+
+setup:
+	scripts/bootstrap.sh --test
+
+services-install: setup
+	scripts/kafka.sh install
+	scripts/clickhouse-server.sh install
+
+demo: setup
+	scripts/kafka.sh start
+	.venv/bin/mimamori worker
+
+test: services-install
+	.venv/bin/python -m pytest tests
+
+unit: setup
+	.venv/bin/python -m pytest tests/unit
+
+integration: services-install
+	.venv/bin/python -m pytest tests/integration
+
+bench: setup
+	.venv/bin/python -m benchmarks
+
+clean:
+	rm -rf var .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The Faust application: topics, tables, agents and timers wired to the logic in `pipeline`."""

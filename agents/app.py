@@ -1,0 +1,26 @@
+"""The Faust application factory. No module-level app: each worker or test builds its own,
+on its own event loop, from the settings it was given."""
+from __future__ import annotations
+
+import faust
+
+from pipeline.config import Settings
+
+
+def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False) -> faust.App:
+    """A bare Faust app bound to the configured broker; `agents.worker` adds the agents."""
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka.split(",")],
+        store="memory://",
+        topic_partitions=6,
+        topic_allow_declare=True,
+        web_enabled=web,
+        web_port=settings.web_port,
+        web_bind="0.0.0.0",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        timezone=settings.tz,
+    )

@@ -1,0 +1,68 @@
+"""`mimamori`: the command line. Each command lives in `pipeline.commands.<name>`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import NoReturn, Sequence
+
+from pipeline import commands
+from pipeline.config import ConfigError, load_settings
+
+
+class UsageError(Exception):
+    """A wrong argument: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _command_modules() -> list[tuple[str, object]]:
+    found = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"pipeline.commands.{info.name}")
+        found.append((info.name.replace("_", "-"), module))
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mimamori", description="mimamori: UTM detections to graded alerts, mails and portal data.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in _command_modules():
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)  # type: ignore[attr-defined]
+        module.add_arguments(command)  # type: ignore[attr-defined]
+        command.set_defaults(_run=module.run)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"mimamori: configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args._run(args, settings) or 0)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Settings of a mimamori process, read once from the environment (CONTRACT.md, "Configuration")."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`500ms`, `30s`, `5m`, `1h`, `24h` -> timedelta; anything else raises ValueError."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"expected a duration such as 500ms, 30s, 5m, 1h, 24h, got {text!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{int(seconds // _UNIT_SECONDS[unit])}{unit}"
+    return f"{int(seconds * 1000)}ms"
+
+
+def _parse_daily_time(text: str) -> time:
+    match = re.match(r"^([01]\d|2[0-3]):([0-5]\d)$", text.strip())
+    if not match:
+        raise ValueError(f"expected a local time HH:MM, got {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _parse_zone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"expected an IANA time zone such as Asia/Tokyo, got {text!r}") from exc
+
+
+def _parse_port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"expected a TCP port 1-65535, got {text!r}")
+    return int(text)
+
+
+def _parse_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not any(text.startswith(s + "://") for s in schemes):
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {text!r}")
+        return text
+    return parse
+
+
+def _parse_servers(text: str) -> str:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not re.match(r"^[\w.\-\[\]:]+:\d+$", p) for p in parts):
+        raise ValueError(f"expected HOST:PORT[,HOST:PORT...], got {text!r}")
+    return ",".join(parts)
+
+
+def _parse_optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str = "utm.events"
+    heartbeats: str = "utm.heartbeats"
+    tenants: str = "registry.tenants"
+    utms: str = "registry.utms"
+    rejected: str = "utm.events.rejected"
+    alerts: str = "alerts"
+    verdicts: str = "verdicts"
+    outbox: str = "mail.outbox"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: str = "localhost:9092"
+    clickhouse: str = "chdb://./var/clickhouse"
+    smtp: str = "maildir://./var/mail"
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Tokyo"))
+    dedup_window: timedelta = timedelta(hours=24)
+    correlation_window: timedelta = timedelta(hours=1)
+    mail_group_wait: timedelta = timedelta(seconds=30)
+    mail_group_interval: timedelta = timedelta(minutes=5)
+    mail_urgent_wait: timedelta = timedelta(seconds=10)
+    heartbeat_timeout: timedelta = timedelta(minutes=10)
+    heartbeat_daily_at: time = time(9, 0)
+    web_port: int = 6066
+    rules_file: Path | None = None
+    topics: Topics = field(default_factory=Topics)
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)
+
+
+# variable -> (Settings field, parser). Order is the order of CONTRACT.md.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "MIMAMORI_KAFKA": ("kafka", _parse_servers),
+    "MIMAMORI_CLICKHOUSE": ("clickhouse", _parse_url(("chdb", "clickhouse"))),
+    "MIMAMORI_SMTP": ("smtp", _parse_url(("smtp", "smtps", "maildir"))),
+    "MIMAMORI_TZ": ("tz", _parse_zone),
+    "MIMAMORI_DEDUP_WINDOW": ("dedup_window", parse_duration),
+    "MIMAMORI_CORRELATION_WINDOW": ("correlation_window", parse_duration),
+    "MIMAMORI_MAIL_GROUP_WAIT": ("mail_group_wait", parse_duration),
+    "MIMAMORI_MAIL_GROUP_INTERVAL": ("mail_group_interval", parse_duration),
+    "MIMAMORI_MAIL_URGENT_WAIT": ("mail_urgent_wait", parse_duration),
+    "MIMAMORI_HEARTBEAT_TIMEOUT": ("heartbeat_timeout", parse_duration),
+    "MIMAMORI_HEARTBEAT_DAILY_AT": ("heartbeat_daily_at", _parse_daily_time),
+    "MIMAMORI_WEB_PORT": ("web_port", _parse_port),
+    "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the environment; the first bad value raises ConfigError naming it."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for variable, (name, parse) in ENVIRONMENT.items():
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{variable}: {exc}") from None
+    return Settings(**values)  # type: ignore[arg-type]

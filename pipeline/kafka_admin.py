@@ -1,0 +1,75 @@
+"""Creates the contract's topics (idempotent): `python -m pipeline.kafka_admin --bootstrap HOST:PORT`."""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+from pipeline.config import Topics, load_settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
+    """Inputs keyed by utm_id share one partition count so a UTM's events and heartbeats meet."""
+    return [
+        TopicSpec(topics.events, partitions),
+        TopicSpec(topics.heartbeats, partitions),
+        TopicSpec(topics.tenants, 1, compacted=True),
+        TopicSpec(topics.utms, 1, compacted=True),
+        TopicSpec(topics.rejected, partitions),
+        TopicSpec(topics.alerts, partitions),
+        TopicSpec(topics.verdicts, partitions),
+        TopicSpec(topics.outbox, partitions),
+    ]
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mimamori-admin")
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        new = [
+            NewTopic(s.name, s.partitions, 1, topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+            for s in missing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        return [s.name for s in missing]
+    finally:
+        admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+    settings = load_settings()
+    created = ensure_topics(args.bootstrap or settings.kafka, topic_specs(settings.topics, args.partitions))
+    print(f"kafka: topics ready ({len(created)} created)")
+
+
+if __name__ == "__main__":
+    main()

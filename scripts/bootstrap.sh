@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what mimamori needs into the checkout, once: a virtual environment with the package
+# (editable) and its pinned dependencies. Cheap when nothing changed.
+#   scripts/bootstrap.sh [--test]    --test also installs the test extras
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+EXTRAS=""
+[[ "${1:-}" == "--test" ]] && EXTRAS="[test]"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+stamp="$VENV/.installed${EXTRAS:+-test}"
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  "$VENV/bin/pip" install -q -e "$ROOT$EXTRAS"
+  echo "$want" > "$stamp"
+fi

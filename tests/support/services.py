@@ -1,0 +1,115 @@
+"""Start and stop the project's real local services for tests (scripts/*.sh), on free loopback ports."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import Message
+from pathlib import Path
+from threading import Lock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _script(name: str, action: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [str(ROOT / "scripts" / name), action], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=180,
+    )
+    if done.returncode not in (0, 3):
+        raise RuntimeError(f"{name} {action} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@dataclass
+class ScriptService:
+    """A service run by one of the project's scripts, with its ports and data in a test directory."""
+
+    script: str
+    env: dict[str, str]
+
+    def start(self) -> str:
+        return _script(self.script, "start", self.env)
+
+    def stop(self) -> str:
+        return _script(self.script, "stop", self.env)
+
+    def status(self) -> str:
+        return _script(self.script, "status", self.env)
+
+
+@dataclass
+class KafkaService(ScriptService):
+    port: int = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def kafka_service(workdir: Path) -> KafkaService:
+    port, controller = free_port(), free_port()
+    env = {"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller), "KAFKA_DIR": str(workdir / "kafka")}
+    return KafkaService("kafka.sh", env, port=port)
+
+
+@dataclass
+class ClickHouseServerService(ScriptService):
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"clickhouse://default:@127.0.0.1:{self.port}/default"
+
+
+def clickhouse_server_service(workdir: Path) -> ClickHouseServerService:
+    port, http = free_port(), free_port()
+    env = {"CLICKHOUSE_PORT": str(port), "CLICKHOUSE_HTTP_PORT": str(http), "CLICKHOUSE_DIR": str(workdir / "ch")}
+    return ClickHouseServerService("clickhouse-server.sh", env, port=port)
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+
+    port: int = 0
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    _lock: Lock = field(default_factory=Lock)
+    _controller: object | None = None
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # aiosmtpd hook
+        with self._lock:
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[attr-defined]
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))  # type: ignore[attr-defined]
+        return "250 OK"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        if self._controller is not None:
+            return
+        self.port = self.port or free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()  # type: ignore[attr-defined]
+            self._controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def received(self) -> list[Message]:
+        with self._lock:
+            return list(self.messages)

@@ -1,0 +1,42 @@
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.cli import build_parser, main
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_help_lists_the_commands() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0
+    assert "usage: mimamori" in done.stdout
+
+
+def test_every_command_answers_help() -> None:
+    parser = build_parser()
+    names = [a for a in parser._subparsers._group_actions[0].choices]  # type: ignore[union-attr]
+    for name in names:
+        with pytest.raises(SystemExit) as exited:
+            main([name, "--help"])
+        assert exited.value.code == 0
+
+
+def test_unknown_command_is_one_line_and_status_2() -> None:
+    done = run_cli("no-such-command")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_configuration_exits_2_naming_the_variable() -> None:
+    names = list(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    command = "migrate" if "migrate" in names else names[0]
+    done = run_cli(command, env={"MIMAMORI_MAIL_GROUP_WAIT": "abc"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MIMAMORI_MAIL_GROUP_WAIT" in lines[0]
