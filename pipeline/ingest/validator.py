@@ -1,0 +1,129 @@
+"""`EventValidator`: the front door. Every value ends as an accepted record or a `Rejection` naming why."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.ingest.normalize import build_event, build_heartbeat, normalized_addresses
+from pipeline.ingest.wire import (
+    EVENT_SCHEMA, HEARTBEAT_SCHEMA, MAX_AHEAD, RETENTION, Refusal, check_schema, check_time, parse_object,
+    parse_wire_time,
+)
+from pipeline.models import Event, Heartbeat, Registry, Rejection
+
+EVENTS_TOPIC = "utm.events"
+HEARTBEATS_TOPIC = "utm.heartbeats"
+_IGNORED = object()
+
+
+class EventValidator:
+    """Checks raw values against the contract and the registry, which the caller keeps up to date in place."""
+
+    def __init__(self, registry: Registry, *, retention: timedelta = RETENTION, max_ahead: timedelta = MAX_AHEAD) -> None:
+        self.registry = registry
+        self.retention = retention
+        self.max_ahead = max_ahead
+
+    def check_event(self, value: bytes, now: datetime, *, topic: str = EVENTS_TOPIC,
+                    partition: int | None = None, offset: int | None = None) -> Event | Rejection:
+        outcome = self._guarded(self._event, value, None, now)
+        return self._finish(outcome, value, now, topic, partition, offset)  # type: ignore[return-value]
+
+    def check_heartbeat(self, value: bytes, now: datetime, *, topic: str = HEARTBEATS_TOPIC,
+                        partition: int | None = None, offset: int | None = None) -> Heartbeat | Rejection | None:
+        outcome = self._guarded(self._heartbeat, value, None, now)
+        return self._finish(outcome, value, now, topic, partition, offset)
+
+    def check_record(self, value: bytes, now: datetime, *, topic: str | None = None, partition: int | None = None,
+                     offset: int | None = None) -> Event | Heartbeat | Rejection | None:
+        """For replay files: an object with a `type` key is an event, anything else is checked as a heartbeat."""
+        data = parse_object(value)
+        if isinstance(data, Refusal):
+            return self._finish(data, value, now, topic or EVENTS_TOPIC, partition, offset)
+        if "type" in data:
+            outcome = self._guarded(self._event, value, data, now)
+            return self._finish(outcome, value, now, topic or EVENTS_TOPIC, partition, offset)
+        outcome = self._guarded(self._heartbeat, value, data, now)
+        return self._finish(outcome, value, now, topic or HEARTBEATS_TOPIC, partition, offset)
+
+    def _guarded(self, check: Any, value: bytes, data: dict[str, Any] | None, now: datetime) -> Any:
+        try:
+            return check(value, data, now)
+        except Exception as exc:  # noqa: BLE001 - no input may stop the pipeline; the reason stays visible
+            return Refusal("schema", f"internal error while checking: {type(exc).__name__}: {exc}")
+
+    def _event(self, value: bytes, data: dict[str, Any] | None, now: datetime) -> Event | Refusal:
+        if data is None:
+            parsed = parse_object(value)
+            if isinstance(parsed, Refusal):
+                return parsed
+            data = parsed
+        refusal = check_schema(data, EVENT_SCHEMA)
+        if refusal:
+            return refusal
+        addresses = normalized_addresses(data)
+        if isinstance(addresses, Refusal):
+            return addresses
+        ts = parse_wire_time(data["ts"])
+        refusal = check_time(ts, now, self.retention, self.max_ahead)
+        if refusal:
+            return refusal
+        tenant_id = self._tenant_of(data["utm_id"])
+        if isinstance(tenant_id, Refusal):
+            return tenant_id
+        return build_event(data, addresses, ts, tenant_id, now)  # type: ignore[arg-type]
+
+    def _heartbeat(self, value: bytes, data: dict[str, Any] | None, now: datetime) -> Heartbeat | Refusal | object:
+        if data is None:
+            parsed = parse_object(value)
+            if isinstance(parsed, Refusal):
+                return parsed
+            data = parsed
+        refusal = check_schema(data, HEARTBEAT_SCHEMA)
+        if refusal:
+            return refusal
+        ts = parse_wire_time(data["ts"])
+        refusal = check_time(ts, now, self.retention, self.max_ahead)
+        if refusal:
+            return refusal
+        tenant_id = self._tenant_of(data["utm_id"])
+        if isinstance(tenant_id, Refusal):
+            return _IGNORED if tenant_id.reason != "unregistered_utm" else tenant_id
+        return build_heartbeat(data, ts)  # type: ignore[arg-type]
+
+    def _tenant_of(self, utm_id: str) -> str | Refusal:
+        utm = self.registry.utms.get(utm_id)
+        if utm is None:
+            return Refusal("unregistered_utm", f"utm_id: {utm_id!r} is not in the registry")
+        tenant = self.registry.tenants.get(utm.tenant_id)
+        if tenant is None:
+            return Refusal("inactive_tenant", f"tenant {utm.tenant_id!r} of UTM {utm_id!r} is not in the registry")
+        if not tenant.active:
+            return Refusal("inactive_tenant", f"tenant {tenant.tenant_id!r} of UTM {utm_id!r} is inactive")
+        if not utm.active:
+            return Refusal("inactive_utm", f"UTM {utm_id!r} is inactive")
+        return tenant.tenant_id
+
+    def _finish(self, outcome: Any, value: bytes, now: datetime, topic: str, partition: int | None,
+                offset: int | None) -> Event | Heartbeat | Rejection | None:
+        if outcome is _IGNORED:
+            return None
+        if isinstance(outcome, Refusal):
+            return rejection(outcome, value, now, topic, partition, offset)
+        return outcome  # type: ignore[no-any-return]
+
+
+def rejection(refusal: Refusal, value: bytes, now: datetime, topic: str, partition: int | None = None,
+              offset: int | None = None) -> Rejection:
+    text, encoded = original_value(value)
+    return Rejection(reason=refusal.reason, detail=refusal.detail, topic=topic, partition=partition, offset=offset,
+                     received_at=now, value=text, value_base64=encoded)
+
+
+def original_value(value: bytes) -> tuple[str | None, str | None]:
+    """(`value`, `value_base64`) of a rejection: the text when it is valid UTF-8, else base64."""
+    try:
+        return value.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, base64.b64encode(value).decode("ascii")

@@ -1,0 +1,108 @@
+"""The registry-free checks of one wire record, in the contract's order: size, JSON, schema, time.
+
+Each check returns the parsed value or a `Refusal`; none raises on any input.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from fastjsonschema import JsonSchemaValueException
+
+from pipeline.ingest.schemas import compiled_validator
+
+MAX_RECORD_BYTES = 64 * 1024
+RETENTION = timedelta(days=90)
+MAX_AHEAD = timedelta(days=1)
+EVENT_SCHEMA = "event.v1.json"
+HEARTBEAT_SCHEMA = "heartbeat.v1.json"
+
+_NOT_HEX = re.compile(r"[^0-9a-f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+    detail: str
+
+
+def parse_object(value: bytes) -> dict[str, Any] | Refusal:
+    if len(value) > MAX_RECORD_BYTES:
+        return Refusal("too_large", f"record is {len(value)} bytes, the limit is {MAX_RECORD_BYTES}")
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Refusal("invalid_json", str(exc))
+    if not isinstance(data, dict):
+        return Refusal("invalid_json", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_schema(data: dict[str, Any], schema: str) -> Refusal | None:
+    try:
+        compiled_validator(schema)(data)
+    except JsonSchemaValueException as exc:
+        return Refusal("schema", _schema_detail(data, schema, exc))
+    return None
+
+
+def _schema_detail(data: dict[str, Any], schema: str, exc: JsonSchemaValueException) -> str:
+    if exc.rule == "required" and exc.name == "data":
+        missing = [name for name in exc.rule_definition if name not in data]
+        return f"missing field: {', '.join(missing)}"
+    field = exc.name.removeprefix("data.") if exc.name != "data" else "record"
+    message = exc.message.removeprefix(exc.name).strip()
+    if field == "ts" and exc.rule == "pattern":
+        message = "must be an RFC 3339 time with offset, such as 2026-11-20T09:00:00+09:00"
+    return f"{field}: {message}"
+
+
+@lru_cache(maxsize=65536)
+def canonical_ip(text: str) -> str | None:
+    """The compressed form, or None when not an IPv4/IPv6 address (zone ids are refused, as in JSON Schema)."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if getattr(address, "scope_id", None):
+        return None
+    return address.compressed
+
+
+def canonical_mac(text: str) -> str | None:
+    """`aa:bb:cc:dd:ee:ff` from the colon, hyphen or dotted forms the schema admits."""
+    digits = _NOT_HEX.sub("", text.lower())
+    if len(digits) != 12:
+        return None
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+
+
+def parse_wire_time(text: str) -> datetime | None:
+    """Aware UTC time of a schema-valid `ts`; None when it names no real instant (e.g. 30 February)."""
+    try:
+        value = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return None
+    return value.astimezone(timezone.utc)
+
+
+def check_time(ts: datetime | None, now: datetime, retention: timedelta = RETENTION,
+               max_ahead: timedelta = MAX_AHEAD) -> Refusal | None:
+    if ts is None:
+        return Refusal("bad_timestamp", "ts: not a real calendar time")
+    if ts > now + max_ahead:
+        return Refusal("bad_timestamp", f"ts: {_iso(ts)} is more than {max_ahead} ahead of the clock ({_iso(now)})")
+    if ts < now - retention:
+        return Refusal("bad_timestamp", f"ts: {_iso(ts)} is older than the {retention.days}-day retention")
+    return None
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
