@@ -1,0 +1,63 @@
+"""Models -> rows of the store's tables (JSON-ready dicts, times in RFC 3339 UTC)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from pipeline.models import Alert, Event, Mail, Tenant, Utm, UtmStatusChange, iso
+
+NO_SIGNAL = -1
+
+
+def event_row(event: Event, signal: int | None, alert_id: str | None) -> dict[str, Any]:
+    """`signal` None for an event that gives none (records, `none` rows of the policy)."""
+    row = event.to_record()
+    row["extra"] = orjson.dumps(event.extra, option=orjson.OPT_SORT_KEYS).decode()
+    row["signal"] = NO_SIGNAL if signal is None else signal
+    row["alert_id"] = alert_id or ""
+    return row
+
+
+def alert_row(alert: Alert) -> dict[str, Any]:
+    row = alert.to_record()
+    row["updated_at"] = row["updated_at"] or row["last_seen"]
+    return row
+
+
+def status_row(change: UtmStatusChange) -> dict[str, Any]:
+    return change.to_record()
+
+
+def mail_row(mail: Mail, delivered_at: datetime) -> dict[str, Any]:
+    row = mail.to_record()
+    del row["raw"]
+    row["delivered_at"] = iso(delivered_at)
+    return row
+
+
+def tenant_row(tenant: Tenant, updated_at: datetime) -> dict[str, Any]:
+    row = tenant.to_record()
+    row["active"] = int(tenant.active)
+    row["updated_at"] = iso(updated_at)
+    row["deleted"] = 0
+    return row
+
+
+def tenant_removed_row(tenant_id: str, updated_at: datetime) -> dict[str, Any]:
+    """A null record on `registry.tenants`: the latest row says the tenant is gone."""
+    return {"tenant_id": tenant_id, "name": "", "notify_emails": [], "locale": "ja", "active": 0,
+            "updated_at": iso(updated_at), "deleted": 1}
+
+
+def utm_row(utm: Utm, updated_at: datetime) -> dict[str, Any]:
+    row = utm.to_record()
+    row["active"] = int(utm.active)
+    row["updated_at"] = iso(updated_at)
+    row["deleted"] = 0
+    return row
+
+
+def utm_removed_row(utm_id: str, updated_at: datetime) -> dict[str, Any]:
+    return {"utm_id": utm_id, "tenant_id": "", "active": 0, "updated_at": iso(updated_at), "deleted": 1}

@@ -1,0 +1,26 @@
+"""The contract's views and how `mimamori query` reads them (sql/queries/view_<name>.sql)."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pipeline.store.backends import Store
+from pipeline.store.sqlfiles import query_sql
+
+VIEWS = (
+    "portal_detections_daily", "portal_alerts", "portal_utm_status",
+    "portal_peer_average_daily", "portal_web_usage_daily", "analyst_threats_daily",
+)
+TENANT_VIEWS = frozenset(v for v in VIEWS if v not in ("portal_peer_average_daily", "analyst_threats_daily"))
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 6, 6)
+
+
+def read_view(store: Store, view: str, *, tz: str, tenant: str | None = None,
+              from_day: date | None = None, to_day: date | None = None) -> list[dict[str, Any]]:
+    """Rows of one view, optionally one tenant's and days from..to inclusive (days in `tz`)."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; one of {', '.join(VIEWS)}")
+    if tenant and view not in TENANT_VIEWS:
+        raise ValueError(f"{view} has no tenant column")
+    params = {"tenant": tenant or "", "from": from_day or FIRST_DAY, "to": to_day or LAST_DAY, "tz": tz}
+    return store.query(query_sql(f"view_{view}"), params)
