@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.models import Tenant, Utm
+from pipeline.registry_file import RegistryFileError, load_registry_file, registry_problems
+
+
+def good_file() -> dict[str, Any]:
+    return {
+        "tenants": [
+            {"tenant_id": "t-1", "name": "Alpha 株式会社", "notify_emails": ["a@alpha.example", "b@alpha.example"],
+             "locale": "ja", "service_start": "2026-04-10", "contract_end": None, "industry": "manufacturing",
+             "region": "kanto", "size_band": "10-49", "active": True},
+            {"tenant_id": "t-2", "name": "Beta", "notify_emails": ["ops@beta.example"], "locale": "en", "active": False},
+        ],
+        "utms": [
+            {"utm_id": "utm-1", "tenant_id": "t-1", "model": "ZA-SA3500G", "registered_at": "2026-04-01T10:00:00+09:00",
+             "active": True},
+            {"utm_id": "utm-2", "tenant_id": "t-2"},
+        ],
+    }
+
+
+def write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def problems_of(tmp_path: Path, data: Any) -> list[str]:
+    with pytest.raises(RegistryFileError) as raised:
+        load_registry_file(write(tmp_path, data))
+    return raised.value.problems
+
+
+def test_a_good_file_loads(tmp_path: Path) -> None:
+    registry = load_registry_file(write(tmp_path, good_file()))
+    assert registry.tenants["t-1"] == Tenant(
+        "t-1", "Alpha 株式会社", ("a@alpha.example", "b@alpha.example"), "ja", date(2026, 4, 10), None,
+        "manufacturing", "kanto", "10-49", True,
+    )
+    assert registry.tenants["t-2"].active is False and registry.tenants["t-2"].locale == "en"
+    assert registry.utms["utm-1"] == Utm("utm-1", "t-1", "ZA-SA3500G", datetime(2026, 4, 1, 1, tzinfo=timezone.utc), True)
+    assert registry.tenant_of("utm-2") == registry.tenants["t-2"]
+
+
+def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
+    data = good_file()
+    data["tenants"][0]["notify_emails"] = ["a@x.example", "b@x.example", "c@x.example", "d@x.example"]
+    data["tenants"][1]["notify_emails"] = ["not-an-address"]
+    data["tenants"].append({"tenant_id": "t-1", "name": "Dup", "notify_emails": [], "service_start": "2026-02-30"})
+    data["utms"].append({"utm_id": "utm-1", "tenant_id": "t-ghost", "registered_at": "2026-02-30T00:00:00Z"})
+    problems = problems_of(tmp_path, data)
+    text = "\n".join(problems)
+    assert "tenants[0].notify_emails" in text and "too long" in text
+    assert "tenants[1].notify_emails[0]" in text
+    assert "tenants[2].notify_emails" in text
+    assert "tenants[2].service_start: '2026-02-30' is not a 'date'" in text
+    assert "tenant id 't-1' appears 2 times" in text
+    assert "UTM id 'utm-1' appears 2 times" in text
+    assert "utms[2]: tenant 't-ghost' of UTM 'utm-1' is not in the file" in text
+    assert "registered_at '2026-02-30T00:00:00Z' is not a real time" in text
+    assert len(problems) == 8, problems
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"tenants": []}, "'utms' is a required property"),
+    ([], "is not of type 'object'"),
+    ({"tenants": [{"tenant_id": "t", "name": "n", "notify_emails": ["a@b.example"], "colour": "red"}], "utms": []},
+     "Additional properties"),
+    ({"tenants": [{"tenant_id": "t", "name": "n", "notify_emails": ["a@b.example"], "locale": "fr"}], "utms": []},
+     "tenants[0].locale"),
+    ({"tenants": [], "utms": [{"utm_id": "u", "tenant_id": "t", "registered_at": "2026-04-01"}]},
+     "utms[0].registered_at"),
+])
+def test_schema_problems_say_where(data: Any, fragment: str) -> None:
+    assert any(fragment in p for p in registry_problems(data)), registry_problems(data)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(RegistryFileError, match="cannot read"):
+        load_registry_file(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    with pytest.raises(RegistryFileError, match="not JSON"):
+        load_registry_file(tmp_path / "bad.json")
