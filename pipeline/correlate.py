@@ -1,0 +1,307 @@
+"""Correlation and grading: per host, signals gather into alerts (CONTRACT.md, "Default grading policy").
+
+State is kept per UTM, and each UTM's state is one JSON-ready value (`state_for` / `load_state`),
+so the worker can keep it in a table keyed by utm_id. All times are event times except `now`,
+which only stamps `updated_at` and drives the retention of finished alerts.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from pipeline.insurance import insurance_eligible_until
+from pipeline.models import Alert, Event, Tenant, Verdict, iso, parse_time
+from pipeline.rules import Policy, Signal, host_key, host_of
+
+RAISE_SIGNATURES = 3
+INVESTIGATION_REPORT = "investigation-report"
+REGRADE = "regrade"
+RECOMMENDED_ACTION = {3: "full_scan", 2: "full_scan", 1: "caution", 0: "wait_investigation"}
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """One new version of an alert. `significant` is False when only counts or times moved,
+    so the caller may coalesce those; `verdict` is set when an analyst's verdict made the change."""
+
+    alert: Alert
+    previous_grade: int | None
+    notice: str | None
+    significant: bool = True
+    verdict: Verdict | None = None
+
+
+def make_alert_id(tenant_id: str, utm_id: str, host: str, opening_event_id: str) -> str:
+    identity = "|".join((tenant_id, utm_id, host, opening_event_id)).encode()
+    return "al-" + hashlib.blake2b(identity, digest_size=10).hexdigest()
+
+
+def recommended_action(grade: int, status: str) -> str:
+    return "none" if status == "closed" and grade == 0 else RECOMMENDED_ACTION[grade]
+
+
+def status_for(grade: int) -> str:
+    return "investigating" if grade == 0 else "open"
+
+
+@dataclass
+class _Tracked:
+    alert: Alert
+    host: str
+    signal_level: int
+    caution_signatures: set[str] = field(default_factory=set)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert.to_record(), "host": self.host, "signal_level": self.signal_level,
+            "caution_signatures": sorted(self.caution_signatures),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "_Tracked":
+        return cls(
+            alert=Alert.from_record(data["alert"]), host=data["host"], signal_level=data["signal_level"],
+            caution_signatures=set(data["caution_signatures"]),
+        )
+
+
+@dataclass
+class _UtmState:
+    watermark: datetime | None = None
+    alerts: dict[str, _Tracked] = field(default_factory=dict)
+    # host -> ids of its alerts that may still take events, oldest first
+    joinable: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "watermark": iso(self.watermark),
+            "alerts": [t.to_json() for t in self.alerts.values()],
+            "joinable": {host: list(ids) for host, ids in self.joinable.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "_UtmState":
+        tracked = [_Tracked.from_json(item) for item in data.get("alerts", [])]
+        return cls(
+            watermark=parse_time(data["watermark"]) if data.get("watermark") else None,
+            alerts={t.alert.alert_id: t for t in tracked},
+            joinable={host: list(ids) for host, ids in data.get("joinable", {}).items()},
+        )
+
+
+class Correlator:
+    def __init__(
+        self, policy: Policy, *, window: timedelta, tz: ZoneInfo,
+        tenant_of: Callable[[str], Tenant | None], max_span: timedelta = timedelta(hours=24),
+        lateness: timedelta = timedelta(minutes=10), retention: timedelta = timedelta(days=30),
+        max_alerts_per_utm: int = 5000,
+    ) -> None:
+        self.policy = policy
+        self.window = window
+        self.tz = tz
+        self.tenant_of = tenant_of
+        self.max_span = max_span
+        self.lateness = lateness
+        self.retention = retention
+        self.max_alerts_per_utm = max_alerts_per_utm
+        self._utms: dict[str, _UtmState] = {}
+        self._utm_of_alert: dict[str, str] = {}
+        self.late_events = 0
+        self.ignored_verdicts = 0
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def is_late(self, event: Event) -> bool:
+        state = self._utms.get(event.utm_id)
+        return bool(state and state.watermark and event.ts < state.watermark - self.lateness)
+
+    def process(self, event: Event, now: datetime) -> list[AlertChange]:
+        if self.is_late(event):
+            self.late_events += 1
+            return []
+        state = self._utms.setdefault(event.utm_id, _UtmState())
+        if state.watermark is None or event.ts > state.watermark:
+            state.watermark = event.ts
+        signal = self.policy.signal(event)
+        if signal is None:
+            return []
+        host = host_key(event)
+        tracked = self._joinable_alert(state, host, event.ts)
+        if tracked is None:
+            alert_id = make_alert_id(event.tenant_id, event.utm_id, host, event.event_id)
+            tracked = state.alerts.get(alert_id)
+            if tracked is None:
+                return [self._open(state, host, event, signal, alert_id, now)]
+        return [self._join(tracked, event, signal, now)]
+
+    def _joinable_alert(self, state: _UtmState, host: str, ts: datetime) -> _Tracked | None:
+        """The newest open alert the event fits, preferring one it follows over one it would
+        extend backwards (a late event between two alerts belongs to the earlier, as in order)."""
+        fitting = [
+            tracked for tracked in (state.alerts.get(i) for i in reversed(state.joinable.get(host, ())))
+            if tracked is not None and tracked.alert.status != "closed" and self._fits(tracked.alert, ts)
+        ]
+        following = [t for t in fitting if ts >= t.alert.first_seen]
+        return (following or fitting or [None])[0]
+
+    def _fits(self, alert: Alert, ts: datetime) -> bool:
+        if ts >= alert.last_seen:
+            gap = ts - alert.last_seen
+        elif ts < alert.first_seen:
+            gap = alert.first_seen - ts
+        else:
+            gap = timedelta(0)
+        span = max(alert.last_seen, ts) - min(alert.first_seen, ts)
+        return gap < self.window and span < self.max_span
+
+    @staticmethod
+    def _contribution(caution_signatures: set[str], event: Event, signal: Signal) -> int:
+        """The grade this event argues for; records a new signature of a caution signal."""
+        if signal.level == 1 and event.signature_id and event.signature_id not in caution_signatures:
+            caution_signatures.add(event.signature_id)
+            if len(caution_signatures) >= RAISE_SIGNATURES:
+                return 2
+        return signal.level
+
+    def _insurance(self, tenant_id: str, utm_id: str, at: datetime) -> Any:
+        tenant = self.tenant_of(utm_id)
+        if tenant is None or tenant.tenant_id != tenant_id:
+            return None
+        return insurance_eligible_until(tenant, at, self.tz)
+
+    def _open(self, state: _UtmState, host: str, event: Event, signal: Signal, alert_id: str,
+              now: datetime) -> AlertChange:
+        ip, mac = host_of(event)
+        signatures: set[str] = set()
+        grade = self._contribution(signatures, event, signal)
+        status = status_for(grade)
+        alert = Alert(
+            alert_id=alert_id, tenant_id=event.tenant_id, utm_id=event.utm_id, host_ip=ip, host_mac=mac,
+            grade=grade, rule=signal.rule, title=signal.title, first_seen=event.ts, last_seen=event.ts,
+            event_count=1, categories=(signal.category,), recommended_action=recommended_action(grade, status),
+            status=status,
+            insurance_eligible_until=self._insurance(event.tenant_id, event.utm_id, event.ts) if grade == 3 else None,
+            version=1, updated_at=now,
+        )
+        state.alerts[alert_id] = _Tracked(alert, host, signal.level, signatures)
+        state.joinable.setdefault(host, []).append(alert_id)
+        self._utm_of_alert[alert_id] = event.utm_id
+        return AlertChange(alert, previous_grade=None, notice=None, significant=True)
+
+    def _join(self, tracked: _Tracked, event: Event, signal: Signal, now: datetime) -> AlertChange:
+        old = tracked.alert
+        grade = max(old.grade, self._contribution(tracked.caution_signatures, event, signal))
+        status = old.status if old.status == "closed" else status_for(grade)
+        changes: dict[str, Any] = {}
+        if signal.level > tracked.signal_level:
+            tracked.signal_level = signal.level
+            changes.update(rule=signal.rule, title=signal.title)
+        if grade == 3 and old.grade < 3:
+            changes["insurance_eligible_until"] = self._insurance(old.tenant_id, old.utm_id, event.ts)
+        ip, mac = host_of(event)
+        tracked.alert = replace(
+            old, grade=grade, status=status, first_seen=min(old.first_seen, event.ts),
+            last_seen=max(old.last_seen, event.ts), event_count=old.event_count + 1,
+            categories=tuple(sorted({*old.categories, signal.category})),
+            recommended_action=recommended_action(grade, status),
+            host_ip=old.host_ip or ip, host_mac=old.host_mac or mac,
+            version=old.version + 1, updated_at=now, **changes,
+        )
+        significant = grade != old.grade or status != old.status
+        return AlertChange(tracked.alert, previous_grade=old.grade, notice=None, significant=significant)
+
+    # --- verdicts -------------------------------------------------------------------------------
+
+    def utm_of(self, alert_id: str) -> str | None:
+        return self._utm_of_alert.get(alert_id)
+
+    def apply_verdict(self, verdict: Verdict, now: datetime) -> list[AlertChange]:
+        """An analyst sets the grade (it may go down). Grade 0 closes the alert (nothing to report
+        to the customer beyond the note); any other grade leaves it open to further evidence."""
+        utm_id = self._utm_of_alert.get(verdict.alert_id)
+        if utm_id is None or not 0 <= verdict.grade <= 3:
+            self.ignored_verdicts += 1
+            return []
+        tracked = self._utms[utm_id].alerts[verdict.alert_id]
+        old = tracked.alert
+        if old.status == "investigating":
+            notice: str | None = INVESTIGATION_REPORT
+        elif verdict.grade > old.grade:
+            notice = REGRADE
+        else:
+            notice = None
+        status = "closed" if verdict.grade == 0 else "open"
+        insurance = old.insurance_eligible_until
+        if verdict.grade < 3:
+            insurance = None
+        elif old.grade < 3:
+            insurance = self._insurance(old.tenant_id, old.utm_id, verdict.ts)
+        tracked.alert = replace(
+            old, grade=verdict.grade, status=status, recommended_action=recommended_action(verdict.grade, status),
+            insurance_eligible_until=insurance, version=old.version + 1, updated_at=now,
+        )
+        significant = verdict.grade != old.grade or status != old.status or notice is not None
+        return [AlertChange(tracked.alert, previous_grade=old.grade, notice=notice, significant=significant,
+                            verdict=verdict)]
+
+    # --- upkeep and state -----------------------------------------------------------------------
+
+    def expire(self, now: datetime) -> None:
+        """Forget which alerts can still take events once no in-time event could join them, and
+        forget finished alerts `retention` after their last change (at most max_alerts_per_utm)."""
+        for state in self._utms.values():
+            if state.watermark is not None:
+                earliest = state.watermark - self.lateness
+                for host in list(state.joinable):
+                    ids = [i for i in state.joinable[host] if i in state.alerts and self._may_join(state.alerts[i].alert, earliest)]
+                    if ids:
+                        state.joinable[host] = ids
+                    else:
+                        del state.joinable[host]
+            still_joinable = {i for ids in state.joinable.values() for i in ids}
+            finished = [t.alert for t in state.alerts.values() if t.alert.alert_id not in still_joinable]
+            finished.sort(key=lambda a: (a.updated_at or a.last_seen, a.alert_id))
+            excess = len(state.alerts) - self.max_alerts_per_utm
+            for alert in finished:
+                if excess > 0 or (alert.updated_at or alert.last_seen) < now - self.retention:
+                    del state.alerts[alert.alert_id]
+                    self._utm_of_alert.pop(alert.alert_id, None)
+                    excess -= 1
+
+    def _may_join(self, alert: Alert, earliest: datetime) -> bool:
+        return earliest - alert.last_seen < self.window and earliest - alert.first_seen < self.max_span
+
+    def alerts(self, utm_id: str | None = None) -> list[Alert]:
+        """Latest version of every remembered alert (of one UTM, or all), by first_seen then id."""
+        states = [self._utms[utm_id]] if utm_id is not None and utm_id in self._utms else (
+            [] if utm_id is not None else list(self._utms.values()))
+        found = [t.alert for s in states for t in s.alerts.values()]
+        return sorted(found, key=lambda a: (a.first_seen, a.alert_id))
+
+    def state_for(self, utm_id: str) -> dict[str, Any]:
+        return self._utms.get(utm_id, _UtmState()).to_json()
+
+    def load_state(self, utm_id: str, data: dict[str, Any] | None) -> None:
+        previous = self._utms.pop(utm_id, None)
+        if previous is not None:
+            for alert_id in previous.alerts:
+                self._utm_of_alert.pop(alert_id, None)
+        if not data:
+            return
+        state = _UtmState.from_json(data)
+        self._utms[utm_id] = state
+        for alert_id in state.alerts:
+            self._utm_of_alert[alert_id] = utm_id
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {utm_id: state.to_json() for utm_id, state in self._utms.items()}
+
+    @classmethod
+    def restore(cls, policy: Policy, snapshot: dict[str, dict[str, Any]], **settings: Any) -> "Correlator":
+        correlator = cls(policy, **settings)
+        for utm_id, data in snapshot.items():
+            correlator.load_state(utm_id, data)
+        return correlator
