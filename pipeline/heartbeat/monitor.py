@@ -1,0 +1,218 @@
+"""The UTM status machine (CONTRACT.md, "UTM status"): never_seen -> online <-> offline.
+
+Pure: the clock comes in as `now` (aware UTC). The worker keeps `state_of` of each UTM in a table
+keyed utm_id and `monitor_state` once; `load` and `load_monitor_state` rebuild it after a restart.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from pipeline.heartbeat.notices import Incident, MonitorResult, Notice
+from pipeline.heartbeat.schedule import SilenceSchedule
+from pipeline.heartbeat.state import NEVER_SEEN, OFFLINE, ONLINE, UtmState, second_of
+from pipeline.models import Registry, UtmStatusChange, iso, parse_time
+
+Mailable = Callable[[str, str, date], bool]
+"""(utm_id, tenant_id, local day) -> may this UTM's tenant be mailed about it that day."""
+
+
+def registry_mailable(registry: Registry) -> Mailable:
+    """Mailable while the UTM and its tenant are active and the day is within the contract.
+
+    Reads the registry at each call, so later registry updates count.
+    """
+    def mailable(utm_id: str, tenant_id: str, day: date) -> bool:
+        utm = registry.utms.get(utm_id)
+        if utm is None or not utm.active:
+            return False
+        tenant = registry.tenants.get(utm.tenant_id)
+        return tenant is not None and tenant.is_serviced_on(day)
+    return mailable
+
+
+class UtmMonitor:
+    def __init__(
+        self, *, timeout: timedelta, daily_at: time, tz: ZoneInfo, started_at: datetime,
+        mailable: Mailable, mass_outage_share: float = 0.2, mass_outage_min: int = 10,
+    ) -> None:
+        self.timeout = timeout
+        self.daily_at = daily_at
+        self.tz = tz
+        self.grace_until = started_at + timeout
+        self._mailable = mailable
+        self._share = mass_outage_share
+        self._min = mass_outage_min
+        self._utms: dict[str, UtmState] = {}
+        self._online = SilenceSchedule()
+        self._offline: dict[str, None] = {}
+        self.last_daily_check: date | None = self._last_daily_day_before(started_at)
+        self.mass_outage_since: datetime | None = None
+
+    @property
+    def mass_outage(self) -> bool:
+        return self.mass_outage_since is not None
+
+    @property
+    def seen_count(self) -> int:
+        return len(self._utms)
+
+    @property
+    def offline_count(self) -> int:
+        return len(self._offline)
+
+    def status_of(self, utm_id: str) -> str:
+        state = self._utms.get(utm_id)
+        return state.status if state else NEVER_SEEN
+
+    def sign_of_life(self, utm_id: str, tenant_id: str, now: datetime) -> MonitorResult:
+        """A heartbeat or an accepted event, `now` being when it arrived."""
+        result = MonitorResult()
+        state = self._utms.get(utm_id)
+        if state is None:
+            state = self._utms[utm_id] = UtmState(tenant_id, ONLINE, now, second=second_of(now))
+            self._online.add(utm_id, state.second)
+            result.status_changes.append(self._change(utm_id, state, now))
+            return result
+        state.tenant_id = tenant_id
+        if state.status == ONLINE:
+            if now > state.last_seen:
+                second = second_of(now)
+                self._online.move(utm_id, state.second, second)
+                state.last_seen, state.second = now, second
+            return result
+        result.notices.append(self._recovery_notice(utm_id, state, now))
+        del self._offline[utm_id]
+        state.status, state.offline_since = ONLINE, None
+        state.down_mailed = state.down_pending = False
+        state.reminded_on = None
+        if now > state.last_seen:
+            state.last_seen = now
+        state.second = second_of(state.last_seen)
+        self._online.add(utm_id, state.second)
+        result.status_changes.append(self._change(utm_id, state, now))
+        return result
+
+    def check(self, now: datetime) -> MonitorResult:
+        """Run at least once a minute: timeouts, the mass-outage guard, the daily reminder."""
+        result = MonitorResult()
+        day = now.astimezone(self.tz).date()
+        newly_offline = self._take_silent(now, result) if now >= self.grace_until else []
+        outage_ended = self._judge_mass_outage(now, result)
+        for utm_id in newly_offline:
+            state = self._utms[utm_id]
+            if self.mass_outage:
+                state.down_pending = True
+            result.notices.append(self._down_notice(utm_id, state, now, day))
+        if outage_ended:
+            for utm_id in self._offline:
+                state = self._utms[utm_id]
+                if state.down_pending:
+                    state.down_pending = False
+                    result.notices.append(self._down_notice(utm_id, state, now, day))
+        if self._daily_check_due(now, day):
+            self.last_daily_check = day
+            for utm_id in self._offline:
+                state = self._utms[utm_id]
+                if state.reminded_on != day:
+                    state.reminded_on = day
+                    result.notices.append(self._reminder(utm_id, state, now, day))
+        return result
+
+    def forget(self, utm_id: str) -> None:
+        """The UTM left the registry, or it or its tenant became inactive."""
+        state = self._utms.pop(utm_id, None)
+        if state is None:
+            return
+        if state.status == ONLINE:
+            self._online.remove(utm_id, state.second)
+        else:
+            del self._offline[utm_id]
+
+    def state_of(self, utm_id: str) -> dict[str, Any] | None:
+        state = self._utms.get(utm_id)
+        return state.to_json() if state else None
+
+    def load(self, utm_id: str, saved: dict[str, Any]) -> None:
+        self.forget(utm_id)
+        state = self._utms[utm_id] = UtmState.from_json(saved)
+        if state.status == ONLINE:
+            self._online.add(utm_id, state.second)
+        else:
+            self._offline[utm_id] = None
+
+    def monitor_state(self) -> dict[str, Any]:
+        return {"last_daily_check": iso(self.last_daily_check), "mass_outage_since": iso(self.mass_outage_since)}
+
+    def load_monitor_state(self, saved: dict[str, Any]) -> None:
+        last = saved.get("last_daily_check")
+        since = saved.get("mass_outage_since")
+        self.last_daily_check = date.fromisoformat(last) if last else None
+        self.mass_outage_since = parse_time(since) if since else None
+
+    def _take_silent(self, now: datetime, result: MonitorResult) -> list[str]:
+        cutoff = now - self.timeout
+        silent = self._online.take_silent(cutoff.timestamp(), lambda u: self._utms[u].last_seen < cutoff)
+        for utm_id in silent:
+            state = self._utms[utm_id]
+            state.status, state.offline_since = OFFLINE, now
+            state.down_mailed = state.down_pending = False
+            state.reminded_on = None
+            self._offline[utm_id] = None
+            result.status_changes.append(self._change(utm_id, state, now))
+        return silent
+
+    def _judge_mass_outage(self, now: datetime, result: MonitorResult) -> bool:
+        """Update the guard; True when an outage ended in this check."""
+        silent = len(self._offline)
+        holds = silent >= self._min and silent > self._share * len(self._utms)
+        if holds and not self.mass_outage:
+            self.mass_outage_since = now
+            result.incidents.append(Incident("mass_outage", "start", silent, now))
+        elif not holds and self.mass_outage:
+            self.mass_outage_since = None
+            result.incidents.append(Incident("mass_outage", "end", silent, now))
+            return True
+        return False
+
+    def _last_daily_day_before(self, moment: datetime) -> date:
+        """Without saved state, a daily check that fell before the start is not caught up."""
+        local = moment.astimezone(self.tz)
+        return local.date() if local.time() > self.daily_at else local.date() - timedelta(days=1)
+
+    def _daily_check_due(self, now: datetime, day: date) -> bool:
+        if self.last_daily_check is not None and day <= self.last_daily_check:
+            return False
+        return now.astimezone(self.tz).time() >= self.daily_at
+
+    def _held_back(self, utm_id: str, state: UtmState, day: date) -> str | None:
+        if self.mass_outage:
+            return "mass_outage"
+        if not self._mailable(utm_id, state.tenant_id, day):
+            return "not_mailable"
+        return None
+
+    def _down_notice(self, utm_id: str, state: UtmState, now: datetime, day: date) -> Notice:
+        reason = self._held_back(utm_id, state, day)
+        state.down_mailed = reason is None
+        return self._notice("utm-down", utm_id, state, now, reason)
+
+    def _reminder(self, utm_id: str, state: UtmState, now: datetime, day: date) -> Notice:
+        return self._notice("utm-down-reminder", utm_id, state, now, self._held_back(utm_id, state, day), day)
+
+    def _recovery_notice(self, utm_id: str, state: UtmState, now: datetime) -> Notice:
+        reason = self._held_back(utm_id, state, now.astimezone(self.tz).date())
+        if reason is None and not state.down_mailed:
+            reason = "down_not_mailed"
+        return self._notice("utm-recovered", utm_id, state, now, reason)
+
+    @staticmethod
+    def _notice(
+        kind: str, utm_id: str, state: UtmState, now: datetime, reason: str | None, day: date | None = None,
+    ) -> Notice:
+        return Notice(kind, utm_id, state.tenant_id, now, state.offline_since, state.last_seen, reason is None, reason, day)
+
+    @staticmethod
+    def _change(utm_id: str, state: UtmState, now: datetime) -> UtmStatusChange:
+        return UtmStatusChange(utm_id, state.tenant_id, state.status, now, state.last_seen, state.offline_since)
