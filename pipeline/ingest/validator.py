@@ -59,20 +59,14 @@ class EventValidator:
             if isinstance(parsed, Refusal):
                 return parsed
             data = parsed
-        refusal = check_schema(data, EVENT_SCHEMA)
-        if refusal:
-            return refusal
-        addresses = normalized_addresses(data)
-        if isinstance(addresses, Refusal):
-            return addresses
-        ts = parse_wire_time(data["ts"])
-        refusal = check_time(ts, now, self.retention, self.max_ahead)
-        if refusal:
-            return refusal
+        checked = _checked_event(data, now, self.retention, self.max_ahead)
+        if isinstance(checked, Refusal):
+            return checked
+        addresses, ts = checked
         tenant_id = self._tenant_of(data["utm_id"])
         if isinstance(tenant_id, Refusal):
             return tenant_id
-        return build_event(data, addresses, ts, tenant_id, now)  # type: ignore[arg-type]
+        return build_event(data, addresses, ts, tenant_id, now)
 
     def _heartbeat(self, value: bytes, data: dict[str, Any] | None, now: datetime) -> Heartbeat | Refusal | object:
         if data is None:
@@ -80,17 +74,13 @@ class EventValidator:
             if isinstance(parsed, Refusal):
                 return parsed
             data = parsed
-        refusal = check_schema(data, HEARTBEAT_SCHEMA)
-        if refusal:
-            return refusal
-        ts = parse_wire_time(data["ts"])
-        refusal = check_time(ts, now, self.retention, self.max_ahead)
-        if refusal:
-            return refusal
+        ts = _checked_heartbeat(data, now, self.retention, self.max_ahead)
+        if isinstance(ts, Refusal):
+            return ts
         tenant_id = self._tenant_of(data["utm_id"])
         if isinstance(tenant_id, Refusal):
             return _IGNORED if tenant_id.reason != "unregistered_utm" else tenant_id
-        return build_heartbeat(data, ts)  # type: ignore[arg-type]
+        return build_heartbeat(data, ts)
 
     def _tenant_of(self, utm_id: str) -> str | Refusal:
         utm = self.registry.utms.get(utm_id)
@@ -112,6 +102,46 @@ class EventValidator:
         if isinstance(outcome, Refusal):
             return rejection(outcome, value, now, topic, partition, offset)
         return outcome  # type: ignore[no-any-return]
+
+
+def _checked_event(data: dict[str, Any], now: datetime, retention: timedelta,
+                   max_ahead: timedelta) -> tuple[dict[str, str | None], datetime] | Refusal:
+    refusal = check_schema(data, EVENT_SCHEMA)
+    if refusal:
+        return refusal
+    addresses = normalized_addresses(data)
+    if isinstance(addresses, Refusal):
+        return addresses
+    ts = parse_wire_time(data["ts"])
+    refusal = check_time(ts, now, retention, max_ahead)
+    return refusal or (addresses, ts)  # type: ignore[return-value]
+
+
+def _checked_heartbeat(data: dict[str, Any], now: datetime, retention: timedelta,
+                       max_ahead: timedelta) -> datetime | Refusal:
+    refusal = check_schema(data, HEARTBEAT_SCHEMA)
+    if refusal:
+        return refusal
+    ts = parse_wire_time(data["ts"])
+    return check_time(ts, now, retention, max_ahead) or ts  # type: ignore[return-value]
+
+
+def wire_refusal(value: bytes, now: datetime, *, heartbeat: bool | None = False, retention: timedelta = RETENTION,
+                 max_ahead: timedelta = MAX_AHEAD) -> Refusal | None:
+    """The registry-free checks (size, JSON, schema, time), as a producer runs them before sending.
+
+    `heartbeat=None` decides per value, as replay does: an object with a `type` key is an event.
+    """
+    try:
+        data = parse_object(value)
+        if isinstance(data, Refusal):
+            return data
+        as_heartbeat = ("type" not in data) if heartbeat is None else heartbeat
+        check = _checked_heartbeat if as_heartbeat else _checked_event
+        outcome = check(data, now, retention, max_ahead)
+    except Exception as exc:  # noqa: BLE001 - same guard as EventValidator
+        return Refusal("schema", f"internal error while checking: {type(exc).__name__}: {exc}")
+    return outcome if isinstance(outcome, Refusal) else None
 
 
 def rejection(refusal: Refusal, value: bytes, now: datetime, topic: str, partition: int | None = None,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastjsonschema import JsonSchemaValueException
 
+from pipeline.config import format_duration
 from pipeline.ingest.schemas import compiled_validator
 
 MAX_RECORD_BYTES = 64 * 1024
@@ -98,9 +99,10 @@ def check_time(ts: datetime | None, now: datetime, retention: timedelta = RETENT
     if ts is None:
         return Refusal("bad_timestamp", "ts: not a real calendar time")
     if ts > now + max_ahead:
-        return Refusal("bad_timestamp", f"ts: {_iso(ts)} is more than {max_ahead} ahead of the clock ({_iso(now)})")
+        return Refusal("bad_timestamp", f"ts: {_iso(ts)} is more than {format_duration(max_ahead)} ahead of the clock "
+                                        f"({_iso(now)})")
     if ts < now - retention:
-        return Refusal("bad_timestamp", f"ts: {_iso(ts)} is older than the {retention.days}-day retention")
+        return Refusal("bad_timestamp", f"ts: {_iso(ts)} is older than the retention ({format_duration(retention)})")
     return None
 
 
