@@ -357,3 +357,25 @@ def test_saved_state_is_plain_json_and_round_trips() -> None:
     }
     copy = rebuild({"u1": saved}, m.monitor_state(), START)
     assert copy.state_of("u1") == saved and copy.monitor_state() == m.monitor_state()
+
+
+def test_restart_during_a_mass_outage_keeps_the_held_downs_and_releases_them_once() -> None:
+    m = monitor()
+    ids = fleet(m, 20, jst(1, 12, 0))
+    for utm_id in ids[10:]:
+        m.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 5))
+    held = m.check(jst(1, 12, 11))
+    assert len(held.incidents) == 1 and not held.mails
+    utms, state = save(m, ids)
+
+    restarted = rebuild(utms, state, started_at=jst(1, 12, 30))
+    assert restarted.mass_outage
+    for utm_id in ids[:10]:
+        if utm_id != "u00":
+            restarted.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 31))
+    for utm_id in ids[10:]:
+        restarted.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 31))
+    end = restarted.check(jst(1, 12, 32))
+    assert [(i.state, i.utms) for i in end.incidents] == [("end", 1)]
+    assert [(n.identity, n.mailed) for n in end.notices] == [(held.notices[0].identity, True)]
+    assert restarted.check(jst(1, 12, 33)).notices == []
