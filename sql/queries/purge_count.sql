@@ -1,0 +1,1 @@
+SELECT count() AS n FROM {table} WHERE tenant_id = %(tenant)s

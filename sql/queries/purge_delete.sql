@@ -1,0 +1,1 @@
+ALTER TABLE {table} DELETE WHERE tenant_id = %(tenant)s SETTINGS mutations_sync = 2
