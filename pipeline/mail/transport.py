@@ -152,7 +152,7 @@ class MaildirTransport:
         pass
 
 
-def open_transport(url: str, timeout: float = 30.0) -> MailTransport:
+def open_transport(url: str, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> MailTransport:
     """`smtp://[USER:PASS@]HOST:PORT[?starttls=1]`, `smtps://...`, `maildir:///PATH` or `maildir://./PATH`."""
     if url.startswith("maildir://"):
         path = url[len("maildir://"):]
@@ -169,4 +169,5 @@ def open_transport(url: str, timeout: float = 30.0) -> MailTransport:
         parts.hostname, parts.port or (465 if tls else 25), tls=tls, starttls=starttls and not tls,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None, timeout=timeout,
+        ssl_context=ssl_context,
     )
