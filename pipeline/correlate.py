@@ -51,19 +51,18 @@ def status_for(grade: int) -> str:
 class _Tracked:
     alert: Alert
     host: str
-    signal_level: int
     caution_signatures: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "alert": self.alert.to_record(), "host": self.host, "signal_level": self.signal_level,
+            "alert": self.alert.to_record(), "host": self.host,
             "caution_signatures": sorted(self.caution_signatures),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "_Tracked":
         return cls(
-            alert=Alert.from_record(data["alert"]), host=data["host"], signal_level=data["signal_level"],
+            alert=Alert.from_record(data["alert"]), host=data["host"],
             caution_signatures=set(data["caution_signatures"]),
         )
 
@@ -186,7 +185,7 @@ class Correlator:
             insurance_eligible_until=self._insurance(event.tenant_id, event.utm_id, event.ts) if grade == 3 else None,
             version=1, updated_at=now,
         )
-        state.alerts[alert_id] = _Tracked(alert, host, signal.level, signatures)
+        state.alerts[alert_id] = _Tracked(alert, host, signatures)
         state.joinable.setdefault(host, []).append(alert_id)
         self._utm_of_alert[alert_id] = event.utm_id
         return AlertChange(alert, previous_grade=None, notice=None, significant=True)
@@ -196,8 +195,7 @@ class Correlator:
         grade = max(old.grade, self._contribution(tracked.caution_signatures, event, signal))
         status = old.status if old.status == "closed" else status_for(grade)
         changes: dict[str, Any] = {}
-        if signal.level > tracked.signal_level:
-            tracked.signal_level = signal.level
+        if self.policy.precedence(signal.rule) > self.policy.precedence(old.rule):
             changes.update(rule=signal.rule, title=signal.title)
         if grade == 3 and old.grade < 3:
             changes["insurance_eligible_until"] = self._insurance(old.tenant_id, old.utm_id, event.ts)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,14 @@ class Rule:
 class Policy:
     rules: tuple[Rule, ...]
     known_threat_categories: frozenset[str]
+
+    @cached_property
+    def _precedence(self) -> dict[str, tuple[int, int]]:
+        return {rule.name: (rule.level, -index) for index, rule in enumerate(self.rules)}
+
+    def precedence(self, rule_name: str) -> tuple[int, int]:
+        """Order of signals for an alert's rule and title: higher level, then earlier in the file."""
+        return self._precedence.get(rule_name, (-1, 0))
 
     def signal(self, event: Event) -> Signal | None:
         if event.type not in THREAT_TYPES:
