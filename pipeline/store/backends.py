@@ -211,6 +211,20 @@ def _is_connection_error(exc: Exception) -> bool:
     )
 
 
+def _compression(asked: str | None) -> bool | str:
+    """lz4 block compression when its packages (lz4, clickhouse-cityhash) are installed, else off."""
+    if asked in ("0", "false", "no"):
+        return False
+    try:
+        import clickhouse_cityhash  # noqa: F401
+        import lz4.block  # noqa: F401
+    except ImportError:
+        if asked:
+            raise StoreError("compression needs the packages lz4 and clickhouse-cityhash") from None
+        return False
+    return asked if asked in ("lz4", "lz4hc", "zstd") else True
+
+
 class ServerStore:
     """A ClickHouse server over the native protocol (compression on; `?secure=1` for TLS)."""
 
@@ -225,7 +239,7 @@ class ServerStore:
         self._client = Client(
             host=parts.hostname or "localhost", port=parts.port or (9440 if secure else 9000),
             user=unquote(parts.username or "default"), password=unquote(parts.password or ""),
-            database=self.database, compression=True, secure=secure,
+            database=self.database, compression=_compression(query.get("compression")), secure=secure,
             verify=query.get("verify", "1") not in ("0", "false"),
             connect_timeout=float(query.get("connect_timeout", 5)),
             send_receive_timeout=float(query.get("timeout", 30)),
