@@ -30,38 +30,46 @@ KINDS = [
 ]
 SIGNAL_KINDS = list(range(2, len(KINDS)))
 
+RECORD_KINDS = [0, 1]
 cluster = st.lists(
-    st.tuples(st.integers(1, 40 * 60), st.sampled_from(range(len(KINDS))), st.sampled_from([None, "s1", "s2", "s3", "s4"])),
+    st.tuples(st.integers(1, 40 * 60), st.sampled_from(SIGNAL_KINDS), st.sampled_from([None, "s1", "s2", "s3", "s4"])),
     min_size=0, max_size=6,
 )
 host_stream = st.lists(st.tuples(st.integers(3 * 3600, 8 * 3600), st.sampled_from(SIGNAL_KINDS), cluster),
                        min_size=1, max_size=3)
-scenario = st.lists(st.tuples(st.sampled_from(["u1", "u2"]), host_stream), min_size=1, max_size=4)
+records = st.lists(st.tuples(st.integers(0, 30 * 3600), st.sampled_from(RECORD_KINDS)), max_size=8)
+scenario = st.lists(st.tuples(st.sampled_from(["u1", "u2"]), host_stream, records), min_size=1, max_size=4)
+
+
+def make_event(event_id: str, utm: str, at: int, kind: int, host: str, sig: str | None) -> Event:
+    type_, category, action, direction, severity = KINDS[kind]
+    return Event(
+        event_id=event_id, utm_id=utm, tenant_id="t1", ts=T0 + timedelta(seconds=at), type=type_, action=action,
+        direction=direction, src_ip=host, dst_ip="203.0.113.1", received_at=T0, threat_category=category,
+        vendor_severity=severity, signature_id=sig,
+    )
 
 
 def build(streams: list) -> tuple[list[Event], set[str]]:
     """Events in event-time order, and the ids of the events that open an alert.
 
-    Within an alert consecutive events are at most 40 min apart, alerts of a host at least 3 h
-    apart, so that no shuffle within the 10-minute lateness can split or merge alerts."""
+    Within an alert consecutive signals are at most 40 min apart, alerts of a host at least 3 h
+    apart, so that no shuffle within the 10-minute lateness can split or merge alerts. Events
+    without a signal (records, an inbound scan) fall anywhere: they only move the watermark."""
     events: list[Event] = []
     openers: set[str] = set()
-    for host_index, (utm, clusters) in enumerate(streams):
+    for host_index, (utm, clusters, host_records) in enumerate(streams):
+        host = f"192.168.0.{host_index}"
         at = 0
         for gap, opener_kind, members in clusters:
             at += gap
-            kinds = [(0, opener_kind, "s0")] + members
-            for position, (step, kind, sig) in enumerate(kinds):
+            for position, (step, kind, sig) in enumerate([(0, opener_kind, "s0")] + members):
                 at += step
-                type_, category, action, direction, severity = KINDS[kind]
-                event_id = f"h{host_index}-{at}"
+                events.append(make_event(f"h{host_index}-{at}", utm, at, kind, host, sig))
                 if position == 0:
-                    openers.add(event_id)
-                events.append(Event(
-                    event_id=event_id, utm_id=utm, tenant_id="t1", ts=T0 + timedelta(seconds=at), type=type_,
-                    action=action, direction=direction, src_ip=f"192.168.0.{host_index}", dst_ip="203.0.113.1",
-                    received_at=T0, threat_category=category, vendor_severity=severity, signature_id=sig,
-                ))
+                    openers.add(f"h{host_index}-{at}")
+        for number, (at, kind) in enumerate(host_records):
+            events.append(make_event(f"r{host_index}-{number}", utm, at, kind, host, None))
     events.sort(key=lambda e: (e.ts, e.event_id))
     return events, openers
 
