@@ -1,12 +1,16 @@
 """Correlation and grading: per host, signals gather into alerts (CONTRACT.md, "Default grading policy").
 
-State is kept per UTM, and each UTM's state is one JSON-ready value (`state_for` / `load_state`),
-so the worker can keep it in a table keyed by utm_id. All times are event times except `now`,
-which only stamps `updated_at` and drives the retention of finished alerts.
+Live state is kept per UTM, and each UTM's state is one small JSON-ready value (`state_for` /
+`load_state`): its watermark and the alerts that may still take events. Once no in-time event can
+join an alert any more, `expire` moves it to `finished` (alert_id -> alert record), an injectable
+mapping kept `retention` long so that verdicts still find it; the worker may pass a table there.
+All times are event times except `now`, which stamps `updated_at` and drives that retention.
 """
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -96,7 +100,7 @@ class Correlator:
         self, policy: Policy, *, window: timedelta, tz: ZoneInfo,
         tenant_of: Callable[[str], Tenant | None], max_span: timedelta = timedelta(hours=24),
         lateness: timedelta = timedelta(minutes=10), retention: timedelta = timedelta(days=30),
-        max_alerts_per_utm: int = 5000,
+        finished: MutableMapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.policy = policy
         self.window = window
@@ -105,11 +109,19 @@ class Correlator:
         self.max_span = max_span
         self.lateness = lateness
         self.retention = retention
-        self.max_alerts_per_utm = max_alerts_per_utm
+        self.finished: MutableMapping[str, dict[str, Any]] = {} if finished is None else finished
+        self._finished_by_day: defaultdict[int, list[str]] = defaultdict(list)
         self._utms: dict[str, _UtmState] = {}
         self._utm_of_alert: dict[str, str] = {}
         self.late_events = 0
         self.ignored_verdicts = 0
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """Index `finished` by day of last change; call once after that store was restored."""
+        self._finished_by_day.clear()
+        for alert_id, record in self.finished.items():
+            self._finished_by_day[_day_number(parse_time(record["updated_at"]))].append(alert_id)
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -219,12 +231,24 @@ class Correlator:
     def apply_verdict(self, verdict: Verdict, now: datetime) -> list[AlertChange]:
         """An analyst sets the grade (it may go down). Grade 0 closes the alert (nothing to report
         to the customer beyond the note); any other grade leaves it open to further evidence."""
-        utm_id = self._utm_of_alert.get(verdict.alert_id)
-        if utm_id is None or not 0 <= verdict.grade <= 3:
+        if not 0 <= verdict.grade <= 3:
             self.ignored_verdicts += 1
             return []
-        tracked = self._utms[utm_id].alerts[verdict.alert_id]
-        old = tracked.alert
+        utm_id = self._utm_of_alert.get(verdict.alert_id)
+        if utm_id is not None:
+            tracked = self._utms[utm_id].alerts[verdict.alert_id]
+            change = self._judged(tracked.alert, verdict, now)
+            tracked.alert = change.alert
+            return [change]
+        record = self.finished.get(verdict.alert_id)
+        if record is None:
+            self.ignored_verdicts += 1
+            return []
+        change = self._judged(Alert.from_record(record), verdict, now)
+        self._finish(change.alert)
+        return [change]
+
+    def _judged(self, old: Alert, verdict: Verdict, now: datetime) -> AlertChange:
         if old.status == "investigating":
             notice: str | None = INVESTIGATION_REPORT
         elif verdict.grade > old.grade:
@@ -237,47 +261,66 @@ class Correlator:
             insurance = None
         elif old.grade < 3:
             insurance = self._insurance(old.tenant_id, old.utm_id, verdict.ts)
-        tracked.alert = replace(
+        alert = replace(
             old, grade=verdict.grade, status=status, recommended_action=recommended_action(verdict.grade, status),
             insurance_eligible_until=insurance, version=old.version + 1, updated_at=now,
         )
         significant = verdict.grade != old.grade or status != old.status or notice is not None
-        return [AlertChange(tracked.alert, previous_grade=old.grade, notice=notice, significant=significant,
-                            verdict=verdict)]
+        return AlertChange(alert, previous_grade=old.grade, notice=notice, significant=significant, verdict=verdict)
 
     # --- upkeep and state -----------------------------------------------------------------------
 
     def expire(self, now: datetime) -> None:
-        """Forget which alerts can still take events once no in-time event could join them, and
-        forget finished alerts `retention` after their last change (at most max_alerts_per_utm)."""
+        """Move alerts no in-time event can join any more to `finished`; forget finished alerts
+        `retention` after their last change."""
         for state in self._utms.values():
-            if state.watermark is not None:
-                earliest = state.watermark - self.lateness
-                for host in list(state.joinable):
-                    ids = [i for i in state.joinable[host] if i in state.alerts and self._may_join(state.alerts[i].alert, earliest)]
-                    if ids:
-                        state.joinable[host] = ids
-                    else:
-                        del state.joinable[host]
-            still_joinable = {i for ids in state.joinable.values() for i in ids}
-            finished = [t.alert for t in state.alerts.values() if t.alert.alert_id not in still_joinable]
-            finished.sort(key=lambda a: (a.updated_at or a.last_seen, a.alert_id))
-            excess = len(state.alerts) - self.max_alerts_per_utm
-            for alert in finished:
-                if excess > 0 or (alert.updated_at or alert.last_seen) < now - self.retention:
-                    del state.alerts[alert.alert_id]
-                    self._utm_of_alert.pop(alert.alert_id, None)
-                    excess -= 1
+            if state.watermark is None:
+                continue
+            earliest = state.watermark - self.lateness
+            for host in list(state.joinable):
+                keep = []
+                for alert_id in state.joinable[host]:
+                    tracked = state.alerts.get(alert_id)
+                    if tracked is not None and self._may_join(tracked.alert, earliest):
+                        keep.append(alert_id)
+                    elif tracked is not None:
+                        del state.alerts[alert_id]
+                        self._utm_of_alert.pop(alert_id, None)
+                        self._finish(tracked.alert)
+                if keep:
+                    state.joinable[host] = keep
+                else:
+                    del state.joinable[host]
+        cutoff = now - self.retention
+        for day in [d for d in self._finished_by_day if d <= _day_number(cutoff)]:
+            keep = []
+            for alert_id in self._finished_by_day.pop(day):
+                record = self.finished.get(alert_id)
+                if record is None:
+                    continue
+                updated = parse_time(record["updated_at"])
+                if _day_number(updated) != day:
+                    continue  # changed since, listed under its newer day
+                if updated < cutoff:
+                    del self.finished[alert_id]
+                else:
+                    keep.append(alert_id)
+            if keep:
+                self._finished_by_day[day] = keep
+
+    def _finish(self, alert: Alert) -> None:
+        self.finished[alert.alert_id] = alert.to_record()
+        self._finished_by_day[_day_number(alert.updated_at or alert.last_seen)].append(alert.alert_id)
 
     def _may_join(self, alert: Alert, earliest: datetime) -> bool:
         return earliest - alert.last_seen < self.window and earliest - alert.first_seen < self.max_span
 
     def alerts(self, utm_id: str | None = None) -> list[Alert]:
-        """Latest version of every remembered alert (of one UTM, or all), by first_seen then id."""
-        states = [self._utms[utm_id]] if utm_id is not None and utm_id in self._utms else (
-            [] if utm_id is not None else list(self._utms.values()))
-        found = [t.alert for s in states for t in s.alerts.values()]
-        return sorted(found, key=lambda a: (a.first_seen, a.alert_id))
+        """Latest version of every remembered alert, live and finished (of one UTM, or all),
+        by first_seen then id."""
+        live = [t.alert for u, s in self._utms.items() if utm_id in (None, u) for t in s.alerts.values()]
+        done = [Alert.from_record(r) for r in self.finished.values() if utm_id in (None, r["utm_id"])]
+        return sorted(live + done, key=lambda a: (a.first_seen, a.alert_id))
 
     def state_for(self, utm_id: str) -> dict[str, Any]:
         return self._utms.get(utm_id, _UtmState()).to_json()
@@ -299,7 +342,12 @@ class Correlator:
 
     @classmethod
     def restore(cls, policy: Policy, snapshot: dict[str, dict[str, Any]], **settings: Any) -> "Correlator":
+        """A correlator with every UTM's state of `snapshot`; pass the `finished` store in settings."""
         correlator = cls(policy, **settings)
         for utm_id, data in snapshot.items():
             correlator.load_state(utm_id, data)
         return correlator
+
+
+def _day_number(moment: datetime) -> int:
+    return int(moment.timestamp() // 86400)

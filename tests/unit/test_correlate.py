@@ -252,12 +252,24 @@ def test_expire_keeps_verdict_targets_for_the_retention_then_forgets() -> None:
     assert c.apply_verdict(verdict(opened.alert.alert_id, 3), T0 + 40 * 24 * HOUR) == []
 
 
-def test_expire_bounds_the_alerts_kept_per_utm() -> None:
-    c = correlator(max_alerts_per_utm=3)
-    feed(c, *[ev(i * 2 * HOUR, 1) for i in range(6)])
-    c.expire(T0 + 11 * HOUR)
-    kept = c.alerts("u1")
-    assert len(kept) == 3 and kept[-1].first_seen == T0 + 10 * HOUR
+def test_expire_moves_alerts_no_event_can_join_to_the_finished_store() -> None:
+    finished: dict[str, dict] = {}
+    c = correlator(finished=finished)
+    first, live = feed(c, ev(timedelta(0), 1), ev(HOUR + 9 * MIN, None), ev(HOUR + 9 * MIN, 2, host="10.0.0.2"))
+    c.expire(T0 + 2 * HOUR)
+    assert finished == {}  # an event 10 min late (ts 0h59) could still join the first alert
+    feed(c, ev(HOUR + 11 * MIN, None))
+    c.expire(T0 + 2 * HOUR)
+    assert list(finished) == [first.alert.alert_id]
+    assert [a["alert"]["alert_id"] for a in c.state_for("u1")["alerts"]] == [live.alert.alert_id]
+    assert {a.alert_id for a in c.alerts("u1")} == {first.alert.alert_id, live.alert.alert_id}
+    restarted = correlator(finished=finished)  # the store survives, its index is rebuilt
+    [change] = restarted.apply_verdict(verdict(first.alert.alert_id, 3), T0 + 3 * HOUR)
+    assert change.notice == "regrade" and finished[first.alert.alert_id]["grade"] == 3
+    restarted.expire(T0 + 3 * HOUR + timedelta(days=30))
+    assert first.alert.alert_id in finished
+    restarted.expire(T0 + 3 * HOUR + timedelta(days=30, seconds=1))
+    assert finished == {}
 
 
 def test_state_round_trips_through_json_and_continues_identically() -> None:
