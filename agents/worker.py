@@ -1,13 +1,66 @@
-"""Builds the whole worker: the Faust app with every agent, table and timer registered."""
+"""Builds the whole worker: the Faust app with every agent, table, timer and web page registered."""
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents import detect, mail
 from agents.app import make_app
+from agents.context import Context, Topics
+from agents.registry import registry_tables
+from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
+from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.metrics import Metrics
+from pipeline.rules import load_policy
+from pipeline.store.backends import Store, open_store
+from pipeline.store.migrate import apply_migrations
+
+STALLED_AFTER = 120.0
+"""An agent with input that made no progress for this long makes /health answer 503."""
 
 
-def build_app(settings: Settings, app_id: str = "mimamori") -> faust.App:
-    app = make_app(settings, app_id, web=True)
+def build_app(settings: Settings, app_id: str = "mimamori", *, store: Store | None = None,
+              clock: Clock | None = None, web: bool = True, create_topics: bool = True) -> faust.App:
+    """The worker's app. Everything that can be refused (rules, store, topics) is checked here,
+    before the worker starts consuming."""
+    policy = load_policy(settings.rules_file)
+    if store is None:
+        store = open_store(settings.clickhouse)
+        apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
+    if create_topics:
+        ensure_topics(settings.kafka, topic_specs(settings.topics))
+    app = make_app(settings, app_id, web=web)
+    ctx = Context(app=app, settings=settings, topics=Topics.declare(app, settings),
+                  registry=registry_tables(app, settings), policy=policy, store=store,
+                  metrics=Metrics(), clock=clock or SystemClock())
+    app.mimamori = ctx  # type: ignore[attr-defined]
+    detect.register(ctx)
+    mail.register(ctx)
+    _web_pages(ctx)
     app.finalize()
     return app
+
+
+def _web_pages(ctx: Context) -> None:
+    app = ctx.app
+
+    @app.page("/metrics")
+    async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(generate_latest(ctx.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/health")
+    async def health(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """Liveness: every agent that ever ran has made progress recently (timers tick even
+        without input, so a stalled timer or a dead agent shows)."""
+        now = time.time()
+        stalled = {name: round(now - at) for name, at in ctx.progress.items()
+                   if name in ("heartbeat-check", "mail-due") and now - at > STALLED_AFTER}
+        dead = [agent.name for agent in app.agents.values() if agent._crashed.is_set()]
+        status = 503 if stalled or dead else 200
+        return web.json({"status": "ok" if status == 200 else "stalled", "stalled": stalled,
+                         "crashed": dead, "progress": {k: round(now - v) for k, v in ctx.progress.items()}},
+                        status=status)

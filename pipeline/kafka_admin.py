@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from pipeline.config import Topics, load_settings
 
 
+INTERNAL_TOPICS = ("mimamori-mail-requests", "mimamori-verdicts-by-utm", "mimamori-mail-failed")
+"""The worker's own topics: alert changes and notices re-keyed by tenant, verdicts re-keyed by UTM,
+mails a server refused for good. Keyed and partitioned like the inputs."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -26,6 +31,7 @@ def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
         TopicSpec(topics.alerts, partitions),
         TopicSpec(topics.verdicts, partitions),
         TopicSpec(topics.outbox, partitions),
+        *[TopicSpec(name, partitions) for name in INTERNAL_TOPICS],
     ]
 
 
@@ -46,6 +52,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())
+        _check_partitions(admin, [s for s in specs if s.name in existing])
         missing = [s for s in specs if s.name not in existing]
         new = [
             NewTopic(s.name, s.partitions, 1, topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
@@ -59,6 +66,20 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
         return [s.name for s in missing]
     finally:
         admin.close()
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic does not have the partitions the worker's co-partitioning needs."""
+
+
+def _check_partitions(admin: object, specs: list[TopicSpec]) -> None:
+    if not specs:
+        return
+    found = {d["name"]: len(d["partitions"]) for d in admin.describe_topics([s.name for s in specs])}  # type: ignore[attr-defined]
+    wrong = [f"{s.name} has {found.get(s.name)} partitions, expected {s.partitions}"
+             for s in specs if found.get(s.name) != s.partitions]
+    if wrong:
+        raise TopicMismatch("; ".join(wrong) + " (topics keyed alike must be co-partitioned; recreate them)")
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""What every agent of one worker shares: settings, topics, the registry, the store, metrics."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, TypeVar
+
+import faust
+
+from pipeline.clock import Clock
+from pipeline.config import Settings
+from pipeline.kafka_admin import INTERNAL_TOPICS
+from pipeline.metrics import Metrics
+from pipeline.models import Registry
+from pipeline.rules import Policy
+from pipeline.store.backends import Store, StoreUnavailable
+
+log = logging.getLogger("mimamori")
+T = TypeVar("T")
+
+PARTITIONS = 6
+
+
+@dataclass
+class Topics:
+    events: faust.TopicT
+    heartbeats: faust.TopicT
+    rejected: faust.TopicT
+    alerts: faust.TopicT
+    verdicts: faust.TopicT
+    outbox: faust.TopicT
+    mail_requests: faust.TopicT
+    verdicts_by_utm: faust.TopicT
+    failed_mails: faust.TopicT
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> "Topics":
+        def topic(name: str, **options: Any) -> faust.TopicT:
+            return app.topic(name, key_type=str, key_serializer="raw", value_serializer="raw",
+                             partitions=PARTITIONS, **options)
+
+        names = settings.topics
+        return cls(
+            events=topic(names.events), heartbeats=topic(names.heartbeats), rejected=topic(names.rejected),
+            alerts=topic(names.alerts), verdicts=topic(names.verdicts), outbox=topic(names.outbox),
+            mail_requests=topic(INTERNAL_TOPICS[0]), verdicts_by_utm=topic(INTERNAL_TOPICS[1]), failed_mails=topic(INTERNAL_TOPICS[2]),
+        )
+
+
+@dataclass
+class Context:
+    app: faust.App
+    settings: Settings
+    topics: Topics
+    registry: Registry
+    policy: Policy
+    store: Store
+    metrics: Metrics
+    clock: Clock
+    progress: dict[str, float] = field(default_factory=dict)
+
+    def progressed(self, agent: str) -> None:
+        now = time.time()
+        self.progress[agent] = now
+        self.metrics.agent_last_progress.labels(agent).set(now)
+
+    async def durably(self, what: str, action: Callable[[], T], *, first_delay: float = 0.5,
+                      max_delay: float = 30.0) -> T:
+        """Run a blocking write in a thread until it succeeds: an unavailable store is waited for
+        (the input is not acknowledged meanwhile, which is the backpressure); any other error is
+        raised to the caller."""
+        delay = first_delay
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, action)
+            except StoreUnavailable as exc:
+                self.metrics.store_failures.labels(what).inc()
+                log.warning("store unavailable for %s, retrying in %.1fs: %s", what, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+
+async def wait_all(futures: list[Awaitable[Any]]) -> None:
+    """Wait until Kafka acknowledged every message sent for a batch."""
+    if futures:
+        await asyncio.gather(*futures)
