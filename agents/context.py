@@ -11,7 +11,6 @@ import faust
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
-from pipeline.kafka_admin import INTERNAL_TOPICS
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.rules import Policy
@@ -24,7 +23,7 @@ PARTITIONS = 6
 
 
 @dataclass
-class Topics:
+class Channels:
     events: faust.TopicT
     heartbeats: faust.TopicT
     rejected: faust.TopicT
@@ -36,7 +35,7 @@ class Topics:
     failed_mails: faust.TopicT
 
     @classmethod
-    def declare(cls, app: faust.App, settings: Settings) -> "Topics":
+    def declare(cls, app: faust.App, settings: Settings) -> "Channels":
         def topic(name: str, **options: Any) -> faust.TopicT:
             return app.topic(name, key_type=str, key_serializer="raw", value_serializer="raw",
                              partitions=PARTITIONS, **options)
@@ -45,7 +44,8 @@ class Topics:
         return cls(
             events=topic(names.events), heartbeats=topic(names.heartbeats), rejected=topic(names.rejected),
             alerts=topic(names.alerts), verdicts=topic(names.verdicts), outbox=topic(names.outbox),
-            mail_requests=topic(INTERNAL_TOPICS[0]), verdicts_by_utm=topic(INTERNAL_TOPICS[1]), failed_mails=topic(INTERNAL_TOPICS[2]),
+            mail_requests=topic(names.mail_requests), verdicts_by_utm=topic(names.verdicts_by_utm),
+            failed_mails=topic(names.failed_mails),
         )
 
 
@@ -53,7 +53,7 @@ class Topics:
 class Context:
     app: faust.App
     settings: Settings
-    topics: Topics
+    topics: Channels
     registry: Registry
     policy: Policy
     store: Store

@@ -19,6 +19,7 @@ import orjson
 
 from agents.context import PARTITIONS, Context, log, wait_all
 from agents.tables import RoutedTable, partition_for, route_of
+from pipeline.config import Settings
 from pipeline.dedup import Deduper
 from pipeline.engine import Detector, Outputs
 from pipeline.models import Rejection, Verdict
@@ -27,7 +28,6 @@ from pipeline.store.sink import batch_token
 
 BATCH_SIZE = 10_000
 BATCH_WITHIN = 1.0
-CHECK_INTERVAL = 15.0
 EXPIRE_INTERVAL = 300.0
 MONITOR_KEY = "monitor"
 
@@ -73,6 +73,7 @@ class UtmSide:
         self.correlation_table = self._table("correlation")
         self.life_table = self._table("utm-life")
         self.routes = app.GlobalTable("alert-routes", key_type=str, partitions=PARTITIONS, use_partitioner=True)
+        self.finished = app.GlobalTable("finished-alerts", key_type=str, partitions=PARTITIONS, use_partitioner=True)
         self.detector: Detector | None = None
         self.dedup_writes = PendingWrites()
         self.owned: frozenset[int] = frozenset()
@@ -99,7 +100,8 @@ class UtmSide:
         self.dedup_writes = PendingWrites()
         self.dedup_writes.data.update(self.dedup_table.items())
         detector = Detector(ctx.settings, ctx.registry, ctx.policy, started_at=now,
-                            deduper=Deduper(ctx.settings.dedup_window, store=self.dedup_writes))
+                            deduper=Deduper(ctx.settings.dedup_window, store=self.dedup_writes),
+                            finished=self.finished)
         mine = lambda key: partition_for(route_of(key), PARTITIONS) in owned  # noqa: E731
         for utm_id, state in self.correlation_table.items():
             if mine(utm_id):
@@ -109,6 +111,7 @@ class UtmSide:
                 detector.monitor.load_monitor_state(state)
             elif mine(key):
                 detector.monitor.load(key, state)
+        detector.correlator.rebuild_index()
         log.info("detector rebuilt for partitions %s: %d UTMs", sorted(owned), detector.monitor.seen_count)
         return detector
 
@@ -259,6 +262,12 @@ def _monitor_key(partition: int) -> str:
     return f"{MONITOR_KEY}-{n}"
 
 
+def check_interval(settings: Settings) -> float:
+    """At least once a minute (the contract), and often enough that a UTM goes offline within a
+    small part of its timeout after it."""
+    return max(1.0, min(15.0, settings.heartbeat_timeout.total_seconds() / 10))
+
+
 def register(ctx: Context) -> UtmSide:
     side = UtmSide(ctx)
     app, topics = ctx.app, ctx.topics
@@ -290,7 +299,7 @@ def register(ctx: Context) -> UtmSide:
                 log.exception("verdict %r could not be routed", event.value[:200] if event.value else None)
             ctx.progressed("route-verdicts")
 
-    @app.timer(CHECK_INTERVAL, name="heartbeat-check")
+    @app.timer(check_interval(ctx.settings), name="heartbeat-check")
     async def heartbeat_check() -> None:
         try:
             await side.check()

@@ -5,11 +5,11 @@ import time
 from datetime import datetime, timezone
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from agents import detect, mail
 from agents.app import make_app
-from agents.context import Context, Topics
+from agents.context import Channels, Context
 from agents.registry import registry_tables
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
@@ -19,6 +19,7 @@ from pipeline.rules import load_policy
 from pipeline.store.backends import Store, open_store
 from pipeline.store.migrate import apply_migrations
 
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 STALLED_AFTER = 120.0
 """An agent with input that made no progress for this long makes /health answer 503."""
 
@@ -34,7 +35,7 @@ def build_app(settings: Settings, app_id: str = "mimamori", *, store: Store | No
     if create_topics:
         ensure_topics(settings.kafka, topic_specs(settings.topics))
     app = make_app(settings, app_id, web=web)
-    ctx = Context(app=app, settings=settings, topics=Topics.declare(app, settings),
+    ctx = Context(app=app, settings=settings, topics=Channels.declare(app, settings),
                   registry=registry_tables(app, settings), policy=policy, store=store,
                   metrics=Metrics(), clock=clock or SystemClock())
     app.mimamori = ctx  # type: ignore[attr-defined]
@@ -50,7 +51,7 @@ def _web_pages(ctx: Context) -> None:
 
     @app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        return web.bytes(generate_latest(ctx.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(generate_latest(ctx.metrics.registry), content_type=PROMETHEUS_TEXT)
 
     @app.page("/health")
     async def health(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Callable, Mapping
@@ -75,6 +75,8 @@ def _parse_optional_path(text: str) -> Path | None:
 
 @dataclass(frozen=True)
 class Topics:
+    """Topic names: the contract's defaults, and the worker's own re-keyed topics."""
+
     events: str = "utm.events"
     heartbeats: str = "utm.heartbeats"
     tenants: str = "registry.tenants"
@@ -83,6 +85,19 @@ class Topics:
     alerts: str = "alerts"
     verdicts: str = "verdicts"
     outbox: str = "mail.outbox"
+    mail_requests: str = "mimamori-mail-requests"
+    verdicts_by_utm: str = "mimamori-verdicts-by-utm"
+    failed_mails: str = "mimamori-mail-failed"
+
+    def prefixed(self, prefix: str) -> "Topics":
+        """Every name with a prefix, for several deployments (or test runs) on one cluster."""
+        return Topics(**{f.name: prefix + getattr(self, f.name) for f in fields(self)})
+
+
+def _parse_prefix(text: str) -> Topics:
+    if not re.match(r"^[A-Za-z0-9._-]*$", text):
+        raise ValueError(f"expected letters, digits, '.', '_' or '-', got {text!r}")
+    return Topics().prefixed(text)
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_HEARTBEAT_DAILY_AT": ("heartbeat_daily_at", _parse_daily_time),
     "MIMAMORI_WEB_PORT": ("web_port", _parse_port),
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
+    "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),
 }
 
 

@@ -6,6 +6,7 @@ mail. Neither reads a clock or touches Kafka: the caller passes `now` and carrie
 """
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
@@ -48,13 +49,16 @@ class Outputs:
 
 class Detector:
     def __init__(self, settings: Settings, registry: Registry, policy: Policy, *, started_at: datetime,
-                 deduper: Deduper | None = None) -> None:
+                 deduper: Deduper | None = None, finished: MutableMapping[str, dict] | None = None) -> None:
+        """`deduper` and `finished` (alerts that take no more events, kept for verdicts) may be
+        backed by the worker's tables; by default they live in memory."""
         self.settings = settings
         self.registry = registry
         self.validator = EventValidator(registry)
         self.deduper = deduper or Deduper(settings.dedup_window)
         self.correlator = Correlator(
             policy, window=settings.correlation_window, tz=settings.tz, tenant_of=registry.tenant_of,
+            finished=finished,
         )
         self.policy = policy
         self.monitor = UtmMonitor(

@@ -8,11 +8,6 @@ from dataclasses import dataclass
 from pipeline.config import Topics, load_settings
 
 
-INTERNAL_TOPICS = ("mimamori-mail-requests", "mimamori-verdicts-by-utm", "mimamori-mail-failed")
-"""The worker's own topics: alert changes and notices re-keyed by tenant, verdicts re-keyed by UTM,
-mails a server refused for good. Keyed and partitioned like the inputs."""
-
-
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -21,7 +16,9 @@ class TopicSpec:
 
 
 def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
-    """Inputs keyed by utm_id share one partition count so a UTM's events and heartbeats meet."""
+    """Inputs keyed by utm_id share one partition count so a UTM's events and heartbeats meet;
+    the worker's own topics (alert changes and notices re-keyed by tenant, verdicts re-keyed by
+    UTM, mails a server refused for good) are partitioned alike."""
     return [
         TopicSpec(topics.events, partitions),
         TopicSpec(topics.heartbeats, partitions),
@@ -31,7 +28,9 @@ def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
         TopicSpec(topics.alerts, partitions),
         TopicSpec(topics.verdicts, partitions),
         TopicSpec(topics.outbox, partitions),
-        *[TopicSpec(name, partitions) for name in INTERNAL_TOPICS],
+        TopicSpec(topics.mail_requests, partitions),
+        TopicSpec(topics.verdicts_by_utm, partitions),
+        TopicSpec(topics.failed_mails, partitions),
     ]
 
 

@@ -1,0 +1,168 @@
+"""The whole worker through the real broker: simulated UTM traffic in; rejections, alerts, store
+rows and mails out, compared with what `mimamori replay` makes of the same lines."""
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.producer import registry_records, topic_for, utm_key
+from pipeline.registry_file import registry_from_data
+from pipeline.simulate import Simulation, simulate
+from pipeline.store.backends import open_store
+from tests.support.services import KafkaService, SmtpSink
+from tests.support.worker import WorkerProcess, produce, read_topic, wait_for
+
+
+def simulation() -> Simulation:
+    """About 10,000 lines ending a few minutes ago, so that every timestamp is valid now."""
+    duration = timedelta(minutes=40)
+    start = datetime.now(timezone.utc).replace(microsecond=0) - duration - timedelta(minutes=5)
+    return simulate(tenants=4, utms_per_tenant=2, rate=4.3, duration=duration, start=start, seed=7)
+
+
+def replay(sim: Simulation, workdir: Path) -> tuple[list[dict[str, Any]], Path]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "registry.json").write_bytes(orjson.dumps(sim.registry))
+    (workdir / "events.jsonl").write_bytes(b"\n".join(sim.lines) + b"\n")
+    store = workdir / "replay-ch"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "replay", str(workdir / "events.jsonl"),
+         "--registry", str(workdir / "registry.json"), "--store", f"chdb://{store}"],
+        capture_output=True, timeout=600, env={"PATH": "/usr/bin:/bin", "MIMAMORI_TZ": "Asia/Tokyo"},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return [orjson.loads(line) for line in done.stdout.splitlines()], store
+
+
+def final_alerts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """alert_id -> grade of its latest version."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        current = latest.get(record["alert_id"])
+        if current is None or record["version"] >= current["version"]:
+            latest[record["alert_id"]] = record
+    return {alert_id: record["grade"] for alert_id, record in latest.items()}
+
+
+def send_lines(worker: WorkerProcess, lines: list[bytes]) -> None:
+    topics = worker.topics
+    produce(worker.bootstrap, ((topic_for(line, topics), utm_key(line), line) for line in lines))
+
+
+def publish_registry(worker: WorkerProcess, sim: Simulation) -> None:
+    produce(worker.bootstrap, registry_records(registry_from_data(sim.registry), worker.topics))
+
+
+def store_counts(url: str) -> dict[str, int]:
+    store = open_store(url)
+    try:
+        return {table: int(store.query(f"SELECT count() AS n FROM {table}")[0]["n"])
+                for table in ("events", "alerts", "utm_status", "mails")}
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulation:
+    return simulation()
+
+
+@pytest.fixture(scope="module")
+def replayed(sim: Simulation, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
+    return replay(sim, tmp_path_factory.mktemp("replay"))
+
+
+@pytest.fixture(scope="module")
+def flow(kafka: KafkaService, smtp_server: SmtpSink, sim: Simulation,
+         tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One clean run: registry, then every line, then the worker stops and its store is read."""
+    worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("worker"), smtp_server.url)
+    worker.start()
+    try:
+        publish_registry(worker, sim)
+        time.sleep(3)
+        mails_before = len(smtp_server.received())
+        send_lines(worker, sim.lines)
+        rejected = read_topic(kafka.bootstrap, worker.topics.rejected,
+                              expect=sum(sim.expected["counts"]["rejections"].values()), timeout=120)
+        alerts = read_topic(kafka.bootstrap, worker.topics.alerts, timeout=120, idle=8)
+        wait_for(lambda: len(smtp_server.received()) > mails_before, timeout=60, message="a mail")
+        time.sleep(10)
+        metrics = worker.metrics()
+    finally:
+        worker.stop()
+    return {
+        "rejected": [orjson.loads(v) for _, v in rejected],
+        "alerts": [orjson.loads(v) for _, v in alerts],
+        "mails": smtp_server.received()[mails_before:],
+        "store": store_counts(worker.store_url),
+        "metrics": metrics,
+        "log": worker.log_text(),
+    }
+
+
+def test_every_refused_line_is_in_the_rejection_topic_with_its_reason(flow: dict[str, Any], sim: Simulation) -> None:
+    reasons = collections.Counter(r["reason"] for r in flow["rejected"])
+    assert dict(reasons) == sim.expected["counts"]["rejections"]
+    for rejection in flow["rejected"]:
+        assert rejection["detail"]
+        assert rejection["value"] is not None or rejection["value_base64"] is not None
+
+
+def test_every_valid_event_reaches_the_store_once(flow: dict[str, Any], replayed: tuple[list, Path]) -> None:
+    _, replay_store = replayed
+    expected = store_counts(f"chdb://{replay_store}")
+    assert flow["store"]["events"] == expected["events"]
+    counts = collections.Counter()
+    for line in flow["log"].splitlines():
+        if "Traceback" in line:
+            counts["traceback"] += 1
+    assert counts["traceback"] == 0, flow["log"][-3000:]
+
+
+def test_the_scripted_incidents_come_out_with_their_grades(flow: dict[str, Any], sim: Simulation) -> None:
+    latest = final_alerts(flow["alerts"])
+    by_host: dict[tuple[str, str], list[dict[str, Any]]] = collections.defaultdict(list)
+    for record in flow["alerts"]:
+        if latest[record["alert_id"]] == record["grade"]:
+            by_host[(record["utm_id"], record["host_mac"] or record["host_ip"])].append(record)
+    for incident in sim.expected["incidents"]:
+        if "grade" not in incident:
+            continue
+        host = incident["host"]["mac"] or incident["host"]["ip"]
+        found = by_host.get((incident["utm_id"], host))
+        assert found, f"no alert for {incident['kind']}"
+        assert found[-1]["grade"] == incident["grade"], incident["kind"]
+        assert found[-1]["status"] == incident["status"], incident["kind"]
+
+
+def test_the_worker_and_replay_make_the_same_alerts(flow: dict[str, Any], replayed: tuple[list, Path]) -> None:
+    replay_records, _ = replayed
+    from_replay = final_alerts([r for r in replay_records if r["record"] == "alert"])
+    assert final_alerts(flow["alerts"]) == from_replay
+
+
+def test_alert_mails_reach_the_smtp_server_once_each(flow: dict[str, Any], sim: Simulation) -> None:
+    ids = [m["Message-ID"] for m in flow["mails"]]
+    assert ids and len(ids) == len(set(ids))
+    tenants = {t["tenant_id"]: t for t in sim.registry["tenants"]}
+    for mail in flow["mails"]:
+        tenant = tenants[mail["X-Mimamori-Tenant"]]
+        assert sorted(a.strip() for a in mail["To"].split(",")) == sorted(tenant["notify_emails"])
+        if mail["X-Mimamori-Kind"] == "alert":
+            stars = {"3": "★★★", "2": "★★☆", "1": "★☆☆", "0": "※調査中※"}[mail["X-Mimamori-Grade"]]
+            assert stars in str(mail["Subject"])
+
+
+def test_metrics_count_what_happened(flow: dict[str, Any], sim: Simulation) -> None:
+    text = flow["metrics"]
+    assert 'mimamori_rejections_total{reason="too_large"} 1.0' in text
+    assert f"mimamori_duplicates_total {float(sim.expected['counts']['duplicates'])}" in text
