@@ -10,7 +10,7 @@ services-install: setup
 
 demo: setup
 	scripts/kafka.sh start
-	.venv/bin/mimamori worker
+	.venv/bin/mimamori demo
 
 test: services-install
 	.venv/bin/python -m pytest tests

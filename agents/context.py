@@ -60,6 +60,8 @@ class Context:
     metrics: Metrics
     clock: Clock
     progress: dict[str, float] = field(default_factory=dict)
+    utm_side: Any = None
+    mail_side: Any = None
 
     def progressed(self, agent: str) -> None:
         now = time.time()

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from agents import detect, mail
 from agents.app import make_app
 from agents.context import Channels, Context
-from agents.registry import registry_tables
+from agents.registry import register_mirrors, registry_tables
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
 from pipeline.kafka_admin import ensure_topics, topic_specs
@@ -36,11 +36,12 @@ def build_app(settings: Settings, app_id: str = "mimamori", *, store: Store | No
         ensure_topics(settings.kafka, topic_specs(settings.topics))
     app = make_app(settings, app_id, web=web)
     ctx = Context(app=app, settings=settings, topics=Channels.declare(app, settings),
-                  registry=registry_tables(app, settings), policy=policy, store=store,
+                  registry=registry_tables(app), policy=policy, store=store,
                   metrics=Metrics(), clock=clock or SystemClock())
     app.mimamori = ctx  # type: ignore[attr-defined]
-    detect.register(ctx)
-    mail.register(ctx)
+    register_mirrors(ctx)
+    ctx.utm_side = detect.register(ctx)
+    ctx.mail_side, _ = mail.register(ctx)
     _web_pages(ctx)
     app.finalize()
     return app
