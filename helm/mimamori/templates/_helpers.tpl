@@ -1,0 +1,107 @@
+{{- define "mimamori.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mimamori.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mimamori.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mimamori.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "mimamori.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "mimamori.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "mimamori.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mimamori.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mimamori.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{- define "mimamori.clickhouseSecret" -}}
+{{- .Values.clickhouse.existingSecret | default (printf "%s-clickhouse" (include "mimamori.fullname" .)) }}
+{{- end }}
+
+{{- define "mimamori.smtpSecret" -}}
+{{- .Values.smtp.existingSecret | default (printf "%s-smtp" (include "mimamori.fullname" .)) }}
+{{- end }}
+
+{{- define "mimamori.rulesConfigMap" -}}
+{{- .Values.rules.existingConfigMap | default (printf "%s-rules" (include "mimamori.fullname" .)) }}
+{{- end }}
+
+{{- define "mimamori.workdir" -}}/var/lib/mimamori{{- end }}
+
+{{/* MIMAMORI_CLICKHOUSE; the password comes from the env entry CLICKHOUSE_PASSWORD, which must precede it. */}}
+{{- define "mimamori.storeEnv" -}}
+{{- $ch := .Values.clickhouse -}}
+{{- if $ch.embedded.enabled }}
+- name: MIMAMORI_CLICKHOUSE
+  value: {{ printf "chdb://%s/clickhouse" (include "mimamori.workdir" .) | quote }}
+{{- else }}
+- name: CLICKHOUSE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mimamori.clickhouseSecret" . }}
+      key: {{ $ch.existingSecretKey }}
+- name: MIMAMORI_CLICKHOUSE
+  value: {{ printf "clickhouse://%s:$(CLICKHOUSE_PASSWORD)@%s:%v/%s%s" $ch.user $ch.host $ch.port $ch.database (ternary (printf "?%s" $ch.params) "" (ne $ch.params "")) | quote }}
+{{- end }}
+- name: MIMAMORI_TZ
+  value: {{ .Values.config.tz | quote }}
+{{- end }}
+
+{{/* Every MIMAMORI_* setting of the worker. */}}
+{{- define "mimamori.env" -}}
+{{ include "mimamori.storeEnv" . | trim }}
+- name: MIMAMORI_KAFKA
+  value: {{ .Values.kafka.bootstrap | quote }}
+- name: MIMAMORI_TOPIC_PREFIX
+  value: {{ .Values.kafka.topicPrefix | quote }}
+- name: MIMAMORI_SMTP
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mimamori.smtpSecret" . }}
+      key: {{ .Values.smtp.existingSecretKey }}
+- name: MIMAMORI_DEDUP_WINDOW
+  value: {{ .Values.config.dedupWindow | quote }}
+- name: MIMAMORI_CORRELATION_WINDOW
+  value: {{ .Values.config.correlationWindow | quote }}
+- name: MIMAMORI_MAIL_GROUP_WAIT
+  value: {{ .Values.config.mailGroupWait | quote }}
+- name: MIMAMORI_MAIL_GROUP_INTERVAL
+  value: {{ .Values.config.mailGroupInterval | quote }}
+- name: MIMAMORI_MAIL_URGENT_WAIT
+  value: {{ .Values.config.mailUrgentWait | quote }}
+- name: MIMAMORI_HEARTBEAT_TIMEOUT
+  value: {{ .Values.config.heartbeatTimeout | quote }}
+- name: MIMAMORI_HEARTBEAT_DAILY_AT
+  value: {{ .Values.config.heartbeatDailyAt | quote }}
+- name: MIMAMORI_WEB_PORT
+  value: {{ .Values.config.webPort | quote }}
+{{- if .Values.rules.enabled }}
+- name: MIMAMORI_RULES
+  value: /etc/mimamori/{{ .Values.rules.key }}
+{{- end }}
+{{- end }}

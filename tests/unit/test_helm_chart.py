@@ -1,0 +1,241 @@
+"""The Helm chart (helm/mimamori) against the settings it has to deliver.
+
+Always: values.yaml names every MIMAMORI_* variable of pipeline.config.ENVIRONMENT, with the
+contract's defaults, and the chart's env block sets each. With a `helm` binary (on PATH or in
+~/go/bin): `helm lint` and `helm template`, and the rendered worker environment loads with
+pipeline.config.load_settings. No PyYAML here: values.yaml and the rendered manifests are read
+with the small line parsers below, which only need the chart's own plain layout.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from pipeline.config import ENVIRONMENT, Settings, load_settings
+
+CHART = Path(__file__).resolve().parents[2] / "helm" / "mimamori"
+KUBE_VERSION = "1.30.0"
+
+# variable -> the values.yaml key that sets it
+VALUE_OF_VARIABLE = {
+    "MIMAMORI_KAFKA": "kafka.bootstrap",
+    "MIMAMORI_CLICKHOUSE": "clickhouse.host",
+    "MIMAMORI_SMTP": "smtp.url",
+    "MIMAMORI_TZ": "config.tz",
+    "MIMAMORI_DEDUP_WINDOW": "config.dedupWindow",
+    "MIMAMORI_CORRELATION_WINDOW": "config.correlationWindow",
+    "MIMAMORI_MAIL_GROUP_WAIT": "config.mailGroupWait",
+    "MIMAMORI_MAIL_GROUP_INTERVAL": "config.mailGroupInterval",
+    "MIMAMORI_MAIL_URGENT_WAIT": "config.mailUrgentWait",
+    "MIMAMORI_HEARTBEAT_TIMEOUT": "config.heartbeatTimeout",
+    "MIMAMORI_HEARTBEAT_DAILY_AT": "config.heartbeatDailyAt",
+    "MIMAMORI_WEB_PORT": "config.webPort",
+    "MIMAMORI_RULES": "rules.enabled",
+    "MIMAMORI_TOPIC_PREFIX": "kafka.topicPrefix",
+}
+
+
+def _strip_comment(line: str) -> str:
+    quote = ""
+    for i, char in enumerate(line):
+        if char in "\"'" and not quote:
+            quote = char
+        elif char == quote:
+            quote = ""
+        elif char == "#" and not quote and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def parse_values(text: str) -> dict[str, str | None]:
+    """Dotted key -> scalar text (unquoted), or None for a key that opens a nested mapping.
+    List items and flow collections are kept as their raw text."""
+    keys: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines():
+        line = _strip_comment(raw)
+        if not line.strip() or line.lstrip().startswith("- "):
+            continue
+        match = re.match(r"^( *)([A-Za-z0-9_.\-/]+):(?: (.*))?$", line)
+        assert match, f"values.yaml line the test parser does not read: {raw!r}"
+        indent, key, value = len(match.group(1)), match.group(2), match.group(3)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = ".".join([k for _, k in stack] + [key])
+        if value is None:
+            keys[path] = None
+            stack.append((indent, key))
+        else:
+            keys[path] = value[1:-1] if value[:1] in "\"'" and value[-1:] == value[:1] else value
+    return keys
+
+
+@pytest.fixture(scope="module")
+def values() -> dict[str, str | None]:
+    return parse_values((CHART / "values.yaml").read_text(encoding="utf-8"))
+
+
+def test_the_test_table_names_exactly_the_settings_of_the_contract() -> None:
+    assert set(VALUE_OF_VARIABLE) == set(ENVIRONMENT)
+
+
+def test_values_have_a_key_for_every_setting(values: dict[str, str | None]) -> None:
+    missing = {var: key for var, key in VALUE_OF_VARIABLE.items() if key not in values}
+    assert not missing
+
+
+def test_values_carry_the_contract_defaults(values: dict[str, str | None]) -> None:
+    """Each plain setting's value, read as the worker reads it, equals the Settings default.
+    The store and the mail URL differ on purpose (a server and a Secret in production); no rules
+    file means the built-in policy, as in the contract."""
+    defaults = Settings()
+    plain = {var: key for var, key in VALUE_OF_VARIABLE.items()
+             if var not in ("MIMAMORI_CLICKHOUSE", "MIMAMORI_SMTP", "MIMAMORI_RULES")}
+    read = {var: ENVIRONMENT[var][1](values[key] or "") for var, key in plain.items()}
+    assert read == {var: getattr(defaults, ENVIRONMENT[var][0]) for var in plain}
+    assert values["rules.enabled"] == "false" and defaults.rules_file is None
+
+
+def test_the_production_store_is_a_clickhouse_server_with_the_password_from_a_secret(
+        values: dict[str, str | None]) -> None:
+    assert values["clickhouse.embedded.enabled"] == "false"
+    assert {"clickhouse.existingSecret", "clickhouse.existingSecretKey", "smtp.existingSecret"} <= set(values)
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    assert "clickhouse://%s:$(CLICKHOUSE_PASSWORD)@" in helpers
+
+
+def test_the_env_block_sets_every_variable() -> None:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    named = set(re.findall(r"- name: (MIMAMORI_\w+)", helpers))
+    assert named == set(ENVIRONMENT)
+
+
+def test_the_parser_reads_nesting_quotes_and_comments() -> None:
+    parsed = parse_values('a:\n  b: "09:00"  # c\n  d:\n    e: x # y\nf: {cpu: 1}\n  # g: 2\n')
+    assert parsed == {"a": None, "a.b": "09:00", "a.d": None, "a.d.e": "x", "f": "{cpu: 1}"}
+
+
+# --- with a helm binary -----------------------------------------------------------------------
+
+def _helm() -> str | None:
+    found = shutil.which("helm")
+    if found:
+        return found
+    in_gopath = Path.home() / "go" / "bin" / "helm"
+    return str(in_gopath) if in_gopath.exists() else None
+
+
+HELM = _helm()
+needs_helm = pytest.mark.skipif(HELM is None, reason="no helm binary (PATH or ~/go/bin)")
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    assert HELM is not None
+    result = subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def render(*sets: str) -> list[str]:
+    flags = [flag for item in sets for flag in ("--set", item)]
+    out = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, *flags).stdout
+    return [doc for doc in re.split(r"^---$", out, flags=re.M) if doc.strip()]
+
+
+def kind_of(doc: str) -> str:
+    match = re.search(r"^kind: (\w+)", doc, re.M)
+    return match.group(1) if match else ""
+
+
+def secret_data(docs: list[str]) -> dict[tuple[str, str], str]:
+    data: dict[tuple[str, str], str] = {}
+    for doc in docs:
+        if kind_of(doc) != "Secret":
+            continue
+        name = re.search(r"^  name: (\S+)", doc, re.M).group(1)  # type: ignore[union-attr]
+        body = doc.split("stringData:\n", 1)[1]
+        for key, value in re.findall(r"^  (\S+): \"(.*)\"$", body, re.M):
+            data[(name, key)] = value
+    return data
+
+
+def worker_environment(docs: list[str], password: str) -> dict[str, str]:
+    """The worker container's env as the kubelet would give it, the chart's Secrets resolved."""
+    worker = next(doc for doc in docs if kind_of(doc) in ("Deployment", "StatefulSet"))
+    secrets = secret_data(docs)
+    env: dict[str, str] = {"CLICKHOUSE_PASSWORD": password}
+    entry = re.compile(r"- name: (\w+)\n\s+(?:value: \"?(.*?)\"?\n|valueFrom:\n\s+secretKeyRef:\n"
+                       r"\s+name: (\S+)\n\s+key: (\S+)\n)")
+    for name, value, secret, key in entry.findall(worker.split("env:\n", 1)[1].split("ports:", 1)[0]):
+        if secret:
+            env[name] = secrets.get((secret, key), password)
+        else:
+            env[name] = value.replace("$(CLICKHOUSE_PASSWORD)", env["CLICKHOUSE_PASSWORD"])
+    return env
+
+
+@needs_helm
+def test_helm_lint_passes_with_defaults_and_with_every_option() -> None:
+    helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART))
+    helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), "--set", "clickhouse.embedded.enabled=true",
+         "--set", "rules.enabled=true", "--set", "rules.content=x", "--set", "serviceMonitor.enabled=true")
+
+
+@needs_helm
+def test_rendered_worker_environment_loads_as_the_default_settings() -> None:
+    docs = render("clickhouse.password=p%40ss")
+    kinds = sorted(kind_of(doc) for doc in docs)
+    assert kinds == ["Deployment", "Job", "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
+    env = worker_environment(docs, "from the chart's Secret")
+    assert set(ENVIRONMENT) - set(env) == {"MIMAMORI_RULES"}
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("MIMAMORI_")})
+    assert settings.clickhouse == "clickhouse://mimamori:p%40ss@clickhouse:9000/mimamori"
+    assert unquote(urlsplit(settings.clickhouse).password or "") == "p@ss"  # as ServerStore reads it
+    assert settings.with_overrides(clickhouse=Settings().clickhouse, smtp=Settings().smtp) == Settings()
+
+
+@needs_helm
+def test_rendered_options_reach_the_settings() -> None:
+    docs = render("kafka.bootstrap=k1:9092\\,k2:9092", "kafka.topicPrefix=prod.", "config.webPort=7070",
+                  "config.dedupWindow=48h", "rules.enabled=true", "rules.content=[policy]",
+                  "clickhouse.params=secure=1", "smtp.existingSecret=mail", "serviceMonitor.enabled=true")
+    env = worker_environment(docs, "pw")
+    assert set(env) >= set(ENVIRONMENT)
+    settings = load_settings({**{k: v for k, v in env.items() if k.startswith("MIMAMORI_")},
+                              "MIMAMORI_SMTP": "smtp://relay:587"})
+    assert (settings.kafka, settings.topics.events, settings.web_port) == ("k1:9092,k2:9092", "prod.utm.events", 7070)
+    assert settings.clickhouse.endswith("/mimamori?secure=1") and str(settings.rules_file) == "/etc/mimamori/rules.toml"
+    assert {kind_of(doc) for doc in docs} >= {"ConfigMap", "ServiceMonitor"}
+    service = next(doc for doc in docs if kind_of(doc) == "Service")
+    assert 'prometheus.io/port: "7070"' in service and "port: 7070" in service
+
+
+@needs_helm
+def test_the_embedded_store_is_one_pod_with_its_own_volume_and_no_migrate_job() -> None:
+    docs = render("clickhouse.embedded.enabled=true")
+    kinds = {kind_of(doc) for doc in docs}
+    assert "StatefulSet" in kinds and "Job" not in kinds and "Deployment" not in kinds
+    env = worker_environment(docs, "unused")
+    assert env["MIMAMORI_CLICKHOUSE"] == "chdb:///var/lib/mimamori/clickhouse"
+    refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION,
+                   "--set", "clickhouse.embedded.enabled=true", "--set", "replicaCount=2", check=False)
+    assert refused.returncode != 0 and "replicaCount: 1" in refused.stderr
+
+
+@needs_helm
+def test_pods_run_as_non_root_on_a_read_only_root_with_probes_on_the_web_port() -> None:
+    docs = render()
+    for doc in (d for d in docs if kind_of(d) in ("Deployment", "Job")):
+        assert "runAsNonRoot: true" in doc and "readOnlyRootFilesystem: true" in doc
+        assert re.search(r"- name: tmp\n\s+mountPath: /tmp", doc)
+    worker = next(doc for doc in docs if kind_of(doc) == "Deployment")
+    assert re.search(r"livenessProbe:\n\s+httpGet:\n\s+path: /health\n\s+port: web", worker)
+    assert re.search(r"readinessProbe:\n\s+tcpSocket:\n\s+port: web", worker)
+    job = next(doc for doc in docs if kind_of(doc) == "Job")
+    assert "helm.sh/hook: pre-install,pre-upgrade" in job and "- migrate" in job
