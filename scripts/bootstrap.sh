@@ -11,11 +11,11 @@ EXTRAS=""
 [[ "${1:-}" == "--test" ]] && EXTRAS="[test]"
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q --upgrade pip > /dev/null
 fi
 stamp="$VENV/.installed${EXTRAS:+-test}"
 want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  "$VENV/bin/pip" install -q -e "$ROOT$EXTRAS"
+  "$VENV/bin/pip" install -q -e "$ROOT$EXTRAS" > "$VENV/install.log" 2>&1 || { cat "$VENV/install.log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

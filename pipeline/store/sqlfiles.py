@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
+from pipeline.resources import SQL
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = SQL
 
 
 @lru_cache(maxsize=None)
