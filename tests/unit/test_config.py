@@ -63,3 +63,12 @@ def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().kafka = "x"  # type: ignore[misc]
+
+
+def test_topic_prefix_moves_every_topic() -> None:
+    topics = load_settings({"MIMAMORI_TOPIC_PREFIX": "staging."}).topics
+    assert topics.events == "staging.utm.events"
+    assert topics.mail_requests == "staging.mimamori-mail-requests"
+    assert load_settings({}).topics.events == "utm.events"
+    with pytest.raises(ConfigError, match="^MIMAMORI_TOPIC_PREFIX:"):
+        load_settings({"MIMAMORI_TOPIC_PREFIX": "bad prefix/"})
