@@ -23,6 +23,9 @@ from pipeline.rules import Policy, Signal, host_key, host_of
 RAISE_SIGNATURES = 3
 INVESTIGATION_REPORT = "investigation-report"
 REGRADE = "regrade"
+EVIDENCE_FIELDS = ("signature", "url", "domain", "file_name")
+EVIDENCE_PER_FIELD = 5
+EVIDENCE_MAX_CHARS = 500
 RECOMMENDED_ACTION = {3: "full_scan", 2: "full_scan", 1: "caution", 0: "wait_investigation"}
 
 
@@ -36,6 +39,20 @@ class AlertChange:
     notice: str | None
     significant: bool = True
     verdict: Verdict | None = None
+
+
+def with_evidence(evidence: dict[str, list[str]], event: Event) -> dict[str, list[str]]:
+    """The alert's evidence with this event's values added: the first few distinct of each field."""
+    merged = {name: list(values) for name, values in evidence.items()}
+    for name in EVIDENCE_FIELDS:
+        value = getattr(event, name)
+        if not value:
+            continue
+        values = merged.setdefault(name, [])
+        value = value[:EVIDENCE_MAX_CHARS]
+        if value not in values and len(values) < EVIDENCE_PER_FIELD:
+            values.append(value)
+    return merged
 
 
 def make_alert_id(tenant_id: str, utm_id: str, host: str, opening_event_id: str) -> str:
@@ -195,7 +212,7 @@ class Correlator:
             event_count=1, categories=(signal.category,), recommended_action=recommended_action(grade, status),
             status=status,
             insurance_eligible_until=self._insurance(event.tenant_id, event.utm_id, event.ts) if grade == 3 else None,
-            version=1, updated_at=now,
+            version=1, updated_at=now, evidence=with_evidence({}, event),
         )
         state.alerts[alert_id] = _Tracked(alert, host, signatures)
         state.joinable.setdefault(host, []).append(alert_id)
@@ -218,7 +235,7 @@ class Correlator:
             categories=tuple(sorted({*old.categories, signal.category})),
             recommended_action=recommended_action(grade, status),
             host_ip=old.host_ip or ip, host_mac=old.host_mac or mac,
-            version=old.version + 1, updated_at=now, **changes,
+            version=old.version + 1, updated_at=now, evidence=with_evidence(old.evidence, event), **changes,
         )
         significant = grade != old.grade or status != old.status
         return AlertChange(tracked.alert, previous_grade=old.grade, notice=None, significant=significant)

@@ -205,6 +205,9 @@ class Alert:
     insurance_eligible_until: date | None
     version: int = 1
     updated_at: datetime | None = None
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+    """A few distinct raw values per event field (signature, url, domain, file_name) for the mail;
+    an addition to the contract's alert record."""
 
     def to_record(self) -> dict[str, Any]:
         return _record(self)
@@ -212,6 +215,7 @@ class Alert:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "Alert":
         values = dict(data)
+        values["evidence"] = {k: list(v) for k, v in (values.get("evidence") or {}).items()}
         for name in ("first_seen", "last_seen", "updated_at"):
             if values.get(name):
                 values[name] = parse_time(values[name])

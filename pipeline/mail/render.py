@@ -75,12 +75,18 @@ def _distinct(values: Iterable[str | None], shape: Any) -> tuple[list[str], int]
     return seen[:EVIDENCE_PER_KIND], max(0, len(seen) - EVIDENCE_PER_KIND)
 
 
-def _evidence(events: list[Event]) -> dict[str, Any]:
-    ordered = sorted(events, key=lambda e: (e.ts, e.event_id))
-    urls, more_urls = _distinct((e.url for e in ordered), lambda v: defang(one_line(v, 500)))
-    domains, more_domains = _distinct((e.domain for e in ordered), lambda v: defang(one_line(v, 300)))
-    files, more_files = _distinct((e.file_name for e in ordered), lambda v: defang(one_line(v, 300)))
-    signatures, more_signatures = _distinct((e.signature for e in ordered), lambda v: defang_links(one_line(v, 300)))
+def _evidence(alert: Alert, events: list[Event]) -> dict[str, Any]:
+    """What the events showed: from the events when the caller has them, else from the few values
+    the alert carries."""
+    if events:
+        ordered = sorted(events, key=lambda e: (e.ts, e.event_id))
+        raw = {name: [getattr(e, name) for e in ordered] for name in ("url", "domain", "file_name", "signature")}
+    else:
+        raw = {name: alert.evidence.get(name, []) for name in ("url", "domain", "file_name", "signature")}
+    urls, more_urls = _distinct(raw["url"], lambda v: defang(one_line(v, 500)))
+    domains, more_domains = _distinct(raw["domain"], lambda v: defang(one_line(v, 300)))
+    files, more_files = _distinct(raw["file_name"], lambda v: defang(one_line(v, 300)))
+    signatures, more_signatures = _distinct(raw["signature"], lambda v: defang_links(one_line(v, 300)))
     return {
         "urls": urls, "domains": domains, "file_names": files, "signatures": signatures,
         "more": more_urls + more_domains + more_files + more_signatures,
@@ -96,7 +102,7 @@ def _alert_view(alert: Alert, events: list[Event], when: _Clock) -> dict[str, An
         "first_seen": when(alert.first_seen), "last_seen": when(alert.last_seen),
         "event_count": alert.event_count, "status": alert.status,
         "insurance_until": when(alert.insurance_eligible_until) if alert.insurance_eligible_until else None,
-        **_evidence(events),
+        **_evidence(alert, events),
     }
 
 

@@ -23,6 +23,7 @@ def event_row(event: Event, signal: int | None, alert_id: str | None) -> dict[st
 def alert_row(alert: Alert) -> dict[str, Any]:
     row = alert.to_record()
     row["updated_at"] = row["updated_at"] or row["last_seen"]
+    row["evidence"] = orjson.dumps(alert.evidence, option=orjson.OPT_SORT_KEYS).decode()
     return row
 
 
