@@ -168,7 +168,5 @@ def test_the_status_changes_reach_the_store(flow: dict[str, Any]) -> None:
     assert after[SILENT]["last_seen"] > offline[SILENT]["offline_since"]
 
 
-@pytest.mark.xfail(strict=True, reason="portal_utm_status takes argMax(offline_since, at), and argMax skips "
-                   "NULLs: a recovered UTM keeps its old offline_since (sql/migrations/0003_views.sql)")
 def test_a_recovered_utm_has_no_offline_since_in_the_portal(flow: dict[str, Any]) -> None:
     assert flow["after"][SILENT]["offline_since"] is None
