@@ -168,7 +168,7 @@ class UtmSide:
             detector = self.ready(now)
             out = Outputs()
             detector.check(now, out)
-            touched = {change.utm_id for change in out.status_changes}
+            touched = _changed_utms(out)
             await self.publish(detector, out, touched, token=None)
             ctx.metrics.mass_outage.set(1 if detector.monitor.mass_outage else 0)
             ctx.metrics.utms.labels("offline").set(detector.monitor.offline_count)
@@ -221,6 +221,11 @@ class UtmSide:
         await ctx.durably(table, lambda: ctx.store.insert(table, rows, dedup_token=dedup))
         ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
         ctx.metrics.store_rows.labels(table).inc(len(rows))
+
+
+def _changed_utms(out: Outputs) -> set[str]:
+    """UTMs whose saved state a check changed: a reminder or a held-back utm-down changes no status."""
+    return {change.utm_id for change in out.status_changes} | {notice.utm_id for notice in out.notices}
 
 
 def _coalesced(out: Outputs) -> list[Any]:
