@@ -199,7 +199,10 @@ def _function(frame: str) -> str:
 
 
 def _ours(frame: str) -> bool:
-    return str(ROOT) in frame and "/.venv/" not in frame
+    """py-spy names the project's files relative to the working directory."""
+    path = frame.partition(" (")[2]
+    return path.startswith(("agents/", "pipeline/")) or path.startswith(str(ROOT / "agents")) or \
+        path.startswith(str(ROOT / "pipeline"))
 
 
 def profile_report(raw: Path, top: int) -> list[str]:
