@@ -21,6 +21,8 @@ def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False)
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         producer_acks=-1,
         timezone=settings.tz,
     )

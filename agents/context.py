@@ -61,6 +61,7 @@ class Context:
     clock: Clock
     progress: dict[str, float] = field(default_factory=dict)
     utm_side: Any = None
+    registry_follower: Any = None
     mail_side: Any = None
 
     def progressed(self, agent: str) -> None:

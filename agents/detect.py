@@ -130,6 +130,7 @@ class UtmSide:
 
     async def take_batch(self, events: list[faust.EventT]) -> None:
         ctx = self.ctx
+        await ctx.registry_follower.wait_ready()
         started = time.perf_counter()
         async with self.lock:
             now = ctx.clock.now()
@@ -163,6 +164,7 @@ class UtmSide:
 
     async def check(self) -> None:
         ctx = self.ctx
+        await ctx.registry_follower.wait_ready()
         async with self.lock:
             now = ctx.clock.now()
             detector = self.ready(now)

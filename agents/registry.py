@@ -1,72 +1,128 @@
-"""The registry as every worker sees it: Faust global tables fed by the compacted registry topics."""
+"""The registry: every worker follows the compacted registry topics into memory; one mirror
+agent writes them to the store for the portal views."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable
 
 import faust
 import orjson
 
 from agents.context import Context, log
+from pipeline.config import Settings
+from pipeline.models import Registry, Tenant, Utm
 from pipeline.store.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
 from pipeline.store.sink import batch_token
-from pipeline.models import Registry, Tenant, Utm
-
-T = TypeVar("T")
 
 
-class RecordView(Mapping[str, T], Generic[T]):
-    """A read-only view of a global table of JSON records (raw keys, as producers key the registry
-    topics), decoded once per stored value."""
+class RegistryFollower:
+    """Every worker reads the compacted registry topics whole, from the beginning and without a
+    consumer group, into its own Registry, in a thread of its own. `ready` is set once it has read
+    what the topics held when it started; the detect agent waits for it, so that a cold start does
+    not reject the first events of UTMs it has simply not read about yet."""
 
-    def __init__(self, table: faust.GlobalTable, decode: Callable[[dict[str, Any]], T]) -> None:
-        self.table = table
-        self.decode = decode
-        self._cache: dict[str, tuple[object, T]] = {}
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.records = 0
+        self.thread = threading.Thread(target=self._run, name="registry-follower", daemon=True)
 
-    def __getitem__(self, key: str) -> T:
-        raw = self.table.get(key.encode())
-        if raw is None:
-            raise KeyError(key)
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] is raw:
-            return cached[1]
-        value = self.decode(raw)
-        self._cache[key] = (raw, value)
-        return value
+    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            log.warning("registry record without key on %s ignored", topic)
+            return
+        table: dict[str, Any]
+        decode: Callable[[dict[str, Any]], Any]
+        if topic == self.settings.topics.tenants:
+            table, decode = self.registry.tenants, Tenant.from_record
+        else:
+            table, decode = self.registry.utms, Utm.from_record
+        name = key.decode(errors="replace")
+        if value is None:
+            table.pop(name, None)
+            return
+        try:
+            table[name] = decode(orjson.loads(value))
+        except Exception as exc:
+            log.error("registry record %r on %s refused: %s", name, topic, exc)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter([key.decode() for key in self.table.keys()])
+    def start(self) -> None:
+        self.thread.start()
 
-    def __len__(self) -> int:
-        return len(self.table)
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def wait_ready(self) -> None:
+        while not self.ready.is_set():
+            await asyncio.sleep(0.1)
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+
+        while not self.stopping.is_set():
+            try:
+                consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka.split(","), group_id=None,
+                                         enable_auto_commit=False, client_id="mimamori-registry")
+                try:
+                    topics = (self.settings.topics.tenants, self.settings.topics.utms)
+                    partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+                    consumer.assign(partitions)
+                    consumer.seek_to_beginning(*partitions)
+                    ends = consumer.end_offsets(partitions)
+                    self._follow(consumer, ends)
+                finally:
+                    consumer.close()
+            except Exception:
+                log.exception("registry follower failed; reading the registry again in 5 s")
+                self.stopping.wait(5)
+
+    def _follow(self, consumer: Any, ends: dict[Any, int]) -> None:
+        while not self.stopping.is_set():
+            if not self.ready.is_set() and all(consumer.position(tp) >= end for tp, end in ends.items()):
+                log.info("registry read: %d tenants, %d UTMs", len(self.registry.tenants), len(self.registry.utms))
+                self.ready.set()
+            for tp, messages in consumer.poll(timeout_ms=500, max_records=5000).items():
+                for message in messages:
+                    self.apply(tp.topic, message.key, message.value)
+                    self.records += 1
 
 
-def registry_tables(app: faust.App) -> Registry:
-    """Every worker holds the whole registry in global tables (see `register_mirrors`)."""
-    tenants = app.GlobalTable("registry-tenants", key_type=bytes, partitions=1, use_partitioner=True)
-    utms = app.GlobalTable("registry-utms", key_type=bytes, partitions=1, use_partitioner=True)
-    return Registry(tenants=RecordView(tenants, Tenant.from_record), utms=RecordView(utms, Utm.from_record))  # type: ignore[arg-type]
+def register_follower(ctx: Context) -> RegistryFollower:
+    follower = RegistryFollower(ctx.settings, ctx.registry)
+    follower.start()
+
+    @ctx.app.on_before_shutdown.connect
+    def stop_following(app: Any, **kwargs: Any) -> None:
+        follower.stop()
+
+    return follower
 
 
 @dataclass(frozen=True)
 class _Mirror:
     table: str
     topic: str
-    view: RecordView
+    decode: Callable[[dict[str, Any]], Any]
     row: Callable[[Any, datetime], dict[str, Any]]
     removed_row: Callable[[str, datetime], dict[str, Any]]
 
 
 def register_mirrors(ctx: Context) -> None:
     """One agent per compacted registry topic (run by whichever worker owns its single partition)
-    copies each record into the global table and the store's registry table; a null value removes."""
+    writes each record to the store's registry table, which the portal views join; a null value
+    writes a removal."""
     topics = ctx.settings.topics
     for mirror in (
-        _Mirror("tenants", topics.tenants, ctx.registry.tenants, tenant_row, tenant_removed_row),  # type: ignore[arg-type]
-        _Mirror("utms", topics.utms, ctx.registry.utms, utm_row, utm_removed_row),  # type: ignore[arg-type]
+        _Mirror("tenants", topics.tenants, Tenant.from_record, tenant_row, tenant_removed_row),
+        _Mirror("utms", topics.utms, Utm.from_record, utm_row, utm_removed_row),
     ):
         _register_mirror(ctx, mirror)
 
@@ -86,13 +142,9 @@ def _register_mirror(ctx: Context, mirror: _Mirror) -> None:
                     continue
                 try:
                     if event.value is None:
-                        mirror.view.table.pop(key, None)
                         rows.append(mirror.removed_row(key.decode(), now))
                     else:
-                        data = orjson.loads(event.value)
-                        record = mirror.view.decode(data)
-                        mirror.view.table[key] = data
-                        rows.append(mirror.row(record, now))
+                        rows.append(mirror.row(mirror.decode(orjson.loads(event.value)), now))
                 except Exception as exc:
                     ctx.metrics.agent_errors.labels(f"mirror-{mirror.table}").inc()
                     log.error("registry record %r on %s refused: %s", key, mirror.topic, exc)

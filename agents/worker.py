@@ -10,11 +10,12 @@ from prometheus_client import generate_latest
 from agents import detect, mail
 from agents.app import make_app
 from agents.context import Channels, Context
-from agents.registry import register_mirrors, registry_tables
+from agents.registry import register_follower, register_mirrors
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
 from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.metrics import Metrics
+from pipeline.models import Registry
 from pipeline.rules import load_policy
 from pipeline.store.backends import Store, open_store
 from pipeline.store.migrate import apply_migrations
@@ -36,9 +37,10 @@ def build_app(settings: Settings, app_id: str = "mimamori", *, store: Store | No
         ensure_topics(settings.kafka, topic_specs(settings.topics))
     app = make_app(settings, app_id, web=web)
     ctx = Context(app=app, settings=settings, topics=Channels.declare(app, settings),
-                  registry=registry_tables(app), policy=policy, store=store,
+                  registry=Registry(), policy=policy, store=store,
                   metrics=Metrics(), clock=clock or SystemClock())
     app.mimamori = ctx  # type: ignore[attr-defined]
+    ctx.registry_follower = register_follower(ctx)
     register_mirrors(ctx)
     ctx.utm_side = detect.register(ctx)
     ctx.mail_side, _ = mail.register(ctx)

@@ -89,7 +89,7 @@ def open_kafka_producer(bootstrap: str) -> Any:
 
     return KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, compression_type="gzip",
-        linger_ms=20, client_id="mimamori-produce",
+        linger_ms=20, client_id="mimamori-produce", max_block_ms=15000,
     )
 
 

@@ -29,11 +29,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"mimamori produce: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     sender = None if args.check else KafkaSender(open_kafka_producer(args.kafka or settings.kafka))
+    from kafka.errors import KafkaTimeoutError
+
     try:
         report = produce_lines(
             numbered_lines(stream), sender, SystemClock(), topics=settings.topics, topic=args.topic,
             validate=not args.no_validate, report_problem=lambda problem: print(problem, file=sys.stderr),
         )
+    except KafkaTimeoutError as exc:
+        print(f"mimamori produce: {exc} (the broker does not create topics by itself: "
+              "`python -m pipeline.kafka_admin` creates the contract's topics)", file=sys.stderr)
+        return 1
     finally:
         if sender is not None:
             sender.close()

@@ -65,6 +65,7 @@ def test_produce_sends_good_lines_keyed_by_utm_and_refuses_bad_ones(
 
 def test_produce_no_validate_sends_everything(kafka: KafkaService, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     topic = f"it.raw.{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka.bootstrap, [TopicSpec(topic, 1)])
     path = tmp_path / "lines.jsonl"
     path.write_bytes(b"{broken\n" + orjson.dumps(event("utm-1", 1)) + b"\n")
     assert main(["produce", str(path), "--topic", topic, "--no-validate", "--kafka", kafka.bootstrap]) == 0
