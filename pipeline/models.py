@@ -27,7 +27,9 @@ def iso(value: datetime | date | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        if value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        return value.isoformat().replace("+00:00", "Z")
     return value.isoformat()
 
 
@@ -39,15 +41,22 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_CONVERTED = (datetime, date, tuple)
+
+
 def _record(obj: Any) -> dict[str, Any]:
+    """The fields of a dataclass as JSON-ready values. On the hot path (every event is stored), so
+    the field names are looked up once per class and most values pass one type check."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
     out: dict[str, Any] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, (datetime, date)):
-            value = iso(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[f.name] = value
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, _CONVERTED):
+            value = list(value) if isinstance(value, tuple) else iso(value)
+        out[name] = value
     return out
 
 

@@ -75,6 +75,7 @@ def canonical_ip(text: str) -> str | None:
     return address.compressed
 
 
+@lru_cache(maxsize=65536)
 def canonical_mac(text: str) -> str | None:
     """`aa:bb:cc:dd:ee:ff` from the colon, hyphen or dotted forms the schema admits."""
     digits = _NOT_HEX.sub("", text.lower())

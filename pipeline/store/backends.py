@@ -137,7 +137,7 @@ class ChdbStore:
         settings = ["date_time_input_format = 'best_effort'"]
         if dedup_token:
             settings.append(f"insert_deduplication_token = {quote(dedup_token)}")
-        body = b"\n".join(orjson.dumps(row) for row in rows).decode()
+        body = orjson.dumps(rows).decode()  # JSONEachRow takes one array of objects: one dumps, no join
         self._run(f"INSERT INTO {_table_name(table)} SETTINGS {', '.join(settings)} FORMAT JSONEachRow\n{body}")
 
     def close(self) -> None:
