@@ -9,6 +9,7 @@ checks over the UTMs of the partitions this worker owns.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import MutableMapping
 from datetime import datetime
@@ -138,9 +139,10 @@ class UtmSide:
             out = Outputs()
             touched: set[str] = set()
             verdicts_topic = ctx.topics.verdicts_by_utm.get_topic_name()
+            per_topic: collections.Counter[str] = collections.Counter()
             for event in events:
                 message = event.message
-                ctx.metrics.records.labels(message.topic).inc()
+                per_topic[message.topic] += 1
                 try:
                     if message.topic == verdicts_topic:
                         verdict = Verdict.from_record(orjson.loads(event.value))
@@ -159,6 +161,8 @@ class UtmSide:
                     log.exception("detect: record %s/%s/%s failed", message.topic, message.partition, message.offset)
                     out.rejections.append(_failure(event, exc, now))
             await self.publish(detector, out, touched, token=_batch_identity(events))
+        for topic, count in per_topic.items():
+            ctx.metrics.records.labels(topic).inc(count)
         ctx.metrics.batch_seconds.labels("detect").observe(time.perf_counter() - started)
         ctx.progressed("detect")
 
