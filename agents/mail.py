@@ -159,10 +159,11 @@ class Sender:
                 return
         ctx.metrics.mails_stuck.set(0)
         delivered_at = ctx.clock.now()
+        self.ledger[key] = delivered_at.timestamp()
+        await ctx.app.producer.flush()
+        ctx.metrics.mails_delivered.labels(mail.kind).inc()
         rows = mail_rows([mail], delivered_at)["mails"]
         await ctx.durably("mails", lambda: ctx.store.insert("mails", rows, dedup_token=f"mail:{mail.message_id}"))
-        self.ledger[key] = delivered_at.timestamp()
-        ctx.metrics.mails_delivered.labels(mail.kind).inc()
 
 
 def register(ctx: Context) -> tuple[MailSide, Sender]:
