@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from pipeline.models import REJECTION_REASONS
 from pipeline.producer import registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
@@ -117,10 +118,19 @@ def test_every_refused_line_is_in_the_rejection_topic_with_its_reason(flow: dict
         assert rejection["value"] is not None or rejection["value_base64"] is not None
 
 
-def test_every_valid_event_reaches_the_store_once(flow: dict[str, Any], replayed: tuple[list, Path]) -> None:
+def test_the_counts_add_up(sim: Simulation) -> None:
+    counts = sim.expected["counts"]
+    assert counts["lines"] == len(sim.lines) >= 10_000
+    assert set(counts["rejections"]) == set(REJECTION_REASONS) and all(counts["rejections"].values())
+    assert counts["lines"] == (counts["events"] + counts["duplicates"] + counts["heartbeats"]
+                               + counts["ignored_heartbeats"] + sum(counts["rejections"].values()))
+
+
+def test_every_valid_event_reaches_the_store_once(flow: dict[str, Any], sim: Simulation,
+                                                  replayed: tuple[list, Path]) -> None:
     _, replay_store = replayed
     expected = store_counts(f"chdb://{replay_store}")
-    assert flow["store"]["events"] == expected["events"]
+    assert flow["store"]["events"] == expected["events"] == sim.expected["counts"]["events"]
     counts = collections.Counter()
     for line in flow["log"].splitlines():
         if "Traceback" in line:
