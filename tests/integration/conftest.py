@@ -44,3 +44,14 @@ def smtp_server() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture(scope="module")
+def own_smtp_server() -> Iterator[SmtpSink]:
+    """An SMTP server of the test module's own: its mails are only that module's."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.message import Message
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -17,25 +17,15 @@ from pipeline.registry_file import registry_from_data
 from pipeline.store.backends import open_store
 from pipeline.store.sqlfiles import query_sql
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, produce, wait_for
+from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for
 
 TIMEOUT_S = 6
 TENANT = "t-hb"
 UTMS = [f"utm-hb-{n:02d}" for n in range(1, 6)]
 SILENT = UTMS[2]
+REGISTRY = one_tenant_registry(TENANT, "Heartbeat 株式会社", ["noc@hb.example.jp"], UTMS, industry="manufacturing")
 
 
-def registry() -> dict[str, Any]:
-    start = (datetime.now(timezone.utc) - timedelta(days=100)).date().isoformat()
-    return {
-        "tenants": [{
-            "tenant_id": TENANT, "name": "Heartbeat 株式会社", "notify_emails": ["noc@hb.example.jp"],
-            "locale": "ja", "service_start": start, "contract_end": None, "industry": "manufacturing",
-            "region": "kanto", "size_band": "10-49", "active": True,
-        }],
-        "utms": [{"utm_id": utm_id, "tenant_id": TENANT, "model": "ZA-SA3500G",
-                  "registered_at": f"{start}T00:00:00Z", "active": True} for utm_id in UTMS],
-    }
 
 
 class Heartbeats:
@@ -83,16 +73,6 @@ def kinds_for(mails: list[Message], utm_id: str) -> list[str]:
     return [str(m["X-Mimamori-Kind"]) for m in mails if m["X-Mimamori-Utm"] == utm_id]
 
 
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
-
-
 def read_status(url: str) -> dict[str, dict[str, Any]]:
     """utm_id -> its row of `portal_utm_status`; only once the worker stopped (one process per chdb)."""
     store = open_store(url)
@@ -104,15 +84,16 @@ def read_status(url: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def flow(kafka: KafkaService, smtp: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every UTM beats; one stops (utm-down); the worker stops and its store is read; it starts again
     while that UTM is still silent (nothing repeated); the UTM resumes (utm-recovered)."""
+    smtp = own_smtp_server
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("hb-worker"), smtp.url,
                            extra_env={"MIMAMORI_HEARTBEAT_TIMEOUT": f"{TIMEOUT_S}s"})
     worker.start()
     timings: dict[str, float] = {}
     try:
-        produce(worker.bootstrap, registry_records(registry_from_data(registry()), worker.topics))
+        produce(worker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
         with Heartbeats(worker) as beats:
             time.sleep(TIMEOUT_S * 2)  # past the start-up grace, every UTM online
             assert utm_mails(smtp) == [], "no mail while every UTM beats"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.message import Message
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -16,24 +16,15 @@ import pytest
 from pipeline.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from tests.support.services import ROOT, KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, produce, read_topic, wait_for
+from tests.support.worker import WorkerProcess, one_tenant_registry, produce, read_topic, wait_for
 
 TENANT = "t-verdict"
 UTM = "utm-verdict-01"
 NOTE = "調査の結果、端末はマルウェアに感染していました。LANから切り離してください。"
+REGISTRY = one_tenant_registry(TENANT, "Verdict 株式会社", ["it@verdict.example.jp"], [UTM], region="kansai",
+                               size_band="1-9")
 
 
-def registry() -> dict[str, Any]:
-    start = (datetime.now(timezone.utc) - timedelta(days=100)).date().isoformat()
-    return {
-        "tenants": [{
-            "tenant_id": TENANT, "name": "Verdict 株式会社", "notify_emails": ["it@verdict.example.jp"],
-            "locale": "ja", "service_start": start, "contract_end": None, "industry": "retail",
-            "region": "kansai", "size_band": "1-9", "active": True,
-        }],
-        "utms": [{"utm_id": UTM, "tenant_id": TENANT, "model": "ZA-SA3500G",
-                  "registered_at": f"{start}T00:00:00Z", "active": True}],
-    }
 
 
 def unknown_severe_event() -> bytes:
@@ -58,22 +49,13 @@ def alerts(worker: WorkerProcess, expect: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    try:
-        yield sink
-    finally:
-        sink.stop()
-
-
-@pytest.fixture(scope="module")
-def flow(kafka: KafkaService, smtp: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    smtp = own_smtp_server
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("verdict-worker"), smtp.url)
     worker.start()
     timings: dict[str, float] = {}
     try:
-        produce(worker.bootstrap, registry_records(registry_from_data(registry()), worker.topics))
+        produce(worker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
         time.sleep(3)
         produce(worker.bootstrap, [(worker.topics.events, UTM.encode(), unknown_severe_event())])
         wait_for(lambda: len(alerts(worker, 1)) >= 1, timeout=60, message="the grade-0 alert")

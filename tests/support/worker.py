@@ -157,3 +157,20 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.5, message: str 
             return
         time.sleep(every)
     raise AssertionError(f"{message} not met within {timeout}s")
+
+
+def one_tenant_registry(tenant_id: str, name: str, emails: list[str], utm_ids: list[str], *,
+                        industry: str = "retail", region: str = "kanto", size_band: str = "10-49") -> dict:
+    """A registry file of one active tenant, in service for 100 days, with its UTMs."""
+    from datetime import datetime, timedelta, timezone
+
+    start = (datetime.now(timezone.utc) - timedelta(days=100)).date().isoformat()
+    return {
+        "tenants": [{
+            "tenant_id": tenant_id, "name": name, "notify_emails": emails, "locale": "ja",
+            "service_start": start, "contract_end": None, "industry": industry, "region": region,
+            "size_band": size_band, "active": True,
+        }],
+        "utms": [{"utm_id": utm_id, "tenant_id": tenant_id, "model": "ZA-SA3500G",
+                  "registered_at": f"{start}T00:00:00Z", "active": True} for utm_id in utm_ids],
+    }
