@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from pipeline.config import Settings
 from pipeline.engine import Outputs
 from pipeline.models import Mail, Registry
 from pipeline.store.rows import alert_row, event_row, mail_row, status_row, tenant_row, utm_row

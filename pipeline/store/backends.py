@@ -212,17 +212,15 @@ def _is_connection_error(exc: Exception) -> bool:
 
 
 def _compression(asked: str | None) -> bool | str:
-    """lz4 block compression when its packages (lz4, clickhouse-cityhash) are installed, else off."""
+    """lz4 block compression (the default; lz4 and clickhouse-cityhash are dependencies), `lz4hc`,
+    or off with `compression=0`."""
     if asked in ("0", "false", "no"):
         return False
-    try:
-        import clickhouse_cityhash  # noqa: F401
-        import lz4.block  # noqa: F401
-    except ImportError:
-        if asked:
-            raise StoreError("compression needs the packages lz4 and clickhouse-cityhash") from None
-        return False
-    return asked if asked in ("lz4", "lz4hc", "zstd") else True
+    if asked in (None, "", "1", "true", "yes", "lz4"):
+        return True
+    if asked == "lz4hc":
+        return asked
+    raise StoreError(f"unknown compression {asked!r}: expected lz4, lz4hc or 0")
 
 
 class ServerStore:
