@@ -56,15 +56,35 @@ def _web_pages(ctx: Context) -> None:
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         return web.bytes(generate_latest(ctx.metrics.registry), content_type=PROMETHEUS_TEXT)
 
+    started = time.time()
+
     @app.page("/health")
     async def health(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        """Liveness: every agent that ever ran has made progress recently (timers tick even
-        without input, so a stalled timer or a dead agent shows)."""
+        """Liveness: no agent crashed, the timers tick, and the detect agent makes progress while
+        input is waiting for it (an agent stuck on something would otherwise look idle)."""
         now = time.time()
         stalled = {name: round(now - at) for name, at in ctx.progress.items()
                    if name in ("heartbeat-check", "mail-due") and now - at > STALLED_AFTER}
+        if _input_waiting(ctx) and now - ctx.progress.get("detect", started) > STALLED_AFTER:
+            stalled["detect"] = round(now - ctx.progress.get("detect", started))
         dead = [agent.name for agent in app.agents.values() if agent._crashed.is_set()]
         status = 503 if stalled or dead else 200
         return web.json({"status": "ok" if status == 200 else "stalled", "stalled": stalled,
                          "crashed": dead, "progress": {k: round(now - v) for k, v in ctx.progress.items()}},
                         status=status)
+
+
+def _input_waiting(ctx: Context) -> bool:
+    """Whether an input partition of this worker has records beyond its committed offset."""
+    consumer = ctx.app.consumer
+    committed = getattr(consumer, "_committed_offset", {})
+    inputs = {ctx.settings.topics.events, ctx.settings.topics.heartbeats}
+    for tp in ctx.app.assignor.assigned_actives():
+        if tp.topic in inputs:
+            try:
+                high = consumer.highwater(tp)
+            except Exception:
+                continue
+            if high and (committed.get(tp) or 0) < high:
+                return True
+    return False

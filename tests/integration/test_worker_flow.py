@@ -98,6 +98,7 @@ def flow(kafka: KafkaService, smtp_server: SmtpSink, sim: Simulation,
         wait_for(lambda: len(smtp_server.received()) > mails_before, timeout=60, message="a mail")
         time.sleep(10)
         metrics = worker.metrics()
+        health = worker.health()
     finally:
         worker.stop()
     return {
@@ -106,6 +107,7 @@ def flow(kafka: KafkaService, smtp_server: SmtpSink, sim: Simulation,
         "mails": smtp_server.received()[mails_before:],
         "store": store_counts(worker.store_url),
         "metrics": metrics,
+        "health": health,
         "log": worker.log_text(),
     }
 
@@ -176,3 +178,9 @@ def test_metrics_count_what_happened(flow: dict[str, Any], sim: Simulation) -> N
     text = flow["metrics"]
     assert 'mimamori_rejections_total{reason="too_large"} 1.0' in text
     assert f"mimamori_duplicates_total {float(sim.expected['counts']['duplicates'])}" in text
+
+
+def test_the_worker_is_healthy_after_the_run(flow: dict[str, Any]) -> None:
+    assert flow["health"]["status"] == "ok", flow["health"]
+    assert not flow["health"]["crashed"] and not flow["health"]["stalled"]
+    assert {"detect", "mail-due", "heartbeat-check"} <= set(flow["health"]["progress"])
