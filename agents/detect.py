@@ -24,13 +24,14 @@ from pipeline.config import Settings
 from pipeline.dedup import Deduper
 from pipeline.engine import Detector, Outputs
 from pipeline.models import Rejection, Verdict
-from pipeline.sinks import output_rows
+from pipeline.sinks import output_rows, unstored_events
 from pipeline.store.sink import batch_token
 
 BATCH_SIZE = 10_000
 BATCH_WITHIN = 1.0
 EXPIRE_INTERVAL = 300.0
 MONITOR_KEY = "monitor"
+RECOVERY_SECONDS = 60.0
 
 
 class PendingWrites(MutableMapping[str, Any]):
@@ -78,11 +79,18 @@ class UtmSide:
         self.detector: Detector | None = None
         self.dedup_writes = PendingWrites()
         self.owned: frozenset[int] = frozenset()
+        self.recovering_until = 0.0
         self.lock = asyncio.Lock()
 
     def _table(self, name: str) -> RoutedTable:
         table = RoutedTable(self.ctx.app, name=name, key_type=str, partitions=PARTITIONS, beacon=self.ctx.app.tables.beacon)
         return self.ctx.app.tables.add(table)
+
+    @property
+    def recovering(self) -> bool:
+        """Just after a (re)start or rebalance the input may repeat what a crashed worker had
+        already stored but not committed; for that while, events already stored are skipped."""
+        return time.monotonic() < self.recovering_until
 
     def owned_partitions(self) -> frozenset[int]:
         events = self.ctx.settings.topics.events
@@ -94,6 +102,7 @@ class UtmSide:
         if self.detector is None or owned != self.owned:
             self.detector = self._rebuild(now, owned)
             self.owned = owned
+            self.recovering_until = time.monotonic() + RECOVERY_SECONDS
         return self.detector
 
     def _rebuild(self, now: datetime, owned: frozenset[int]) -> Detector:
@@ -222,6 +231,10 @@ class UtmSide:
 
     async def _insert(self, table: str, rows: list[dict[str, Any]], token: str | None) -> None:
         ctx = self.ctx
+        if table == "events" and self.recovering:
+            rows = await ctx.durably("events", lambda: unstored_events(ctx.store, rows))
+            if not rows:
+                return
         dedup = f"{token}:{table}" if token else batch_token(table, rows)
         started = time.perf_counter()
         await ctx.durably(table, lambda: ctx.store.insert(table, rows, dedup_token=dedup))

@@ -1,11 +1,13 @@
 """What the pipeline's outputs become in the store: rows per table, inserted in idempotent batches."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from pipeline.engine import Outputs
-from pipeline.models import Mail, Registry
+from pipeline.models import Mail, Registry, parse_time
+from pipeline.store.backends import Store
+from pipeline.store.sqlfiles import query_sql
 from pipeline.store.rows import alert_row, event_row, mail_row, status_row, tenant_row, utm_row
 
 
@@ -20,6 +22,20 @@ def output_rows(out: Outputs) -> dict[str, list[dict[str, Any]]]:
         "alerts": [alert_row(alert) for alert in latest.values()],
         "utm_status": [status_row(change) for change in out.status_changes],
     }
+
+
+def unstored_events(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The event rows not yet in the store (by utm_id and event_id)."""
+    if not rows:
+        return rows
+    keys = [f"{row['utm_id']}\x1f{row['event_id']}" for row in rows]
+    times = [parse_time(row["ts"]) for row in rows]
+    found = store.query(query_sql("events_stored"), {
+        "from": min(times) - timedelta(seconds=1), "to": max(times) + timedelta(seconds=1),
+        "utms": sorted({row["utm_id"] for row in rows}), "keys": keys,
+    })
+    stored = {item["stored"] for item in found}
+    return [row for row, key in zip(rows, keys) if key not in stored]
 
 
 def registry_rows(registry: Registry, now: datetime) -> dict[str, list[dict[str, Any]]]:

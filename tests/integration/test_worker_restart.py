@@ -104,9 +104,10 @@ def test_the_scripted_incidents_keep_their_grades(restarted: dict[str, Any], sim
         assert max(r["grade"] for r in found) == incident["grade"], incident["kind"]
 
 
-def test_no_valid_event_is_lost(restarted: dict[str, Any], replayed: tuple[list, Path]) -> None:
+def test_no_valid_event_is_lost_or_stored_twice(restarted: dict[str, Any], replayed: tuple[list, Path]) -> None:
     _, replay_store = replayed
     expected_rows, _ = stored_events(f"chdb://{replay_store}")
-    _, distinct = restarted["store"]
+    rows, distinct = restarted["store"]
     assert distinct == expected_rows
+    assert rows == distinct, f"{rows - distinct} event rows stored twice"
     assert "Traceback" not in restarted["log"], restarted["log"][-3000:]
