@@ -11,7 +11,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
@@ -27,7 +27,11 @@ from pipeline.mail.transport import PermanentMailError, TransientMailError, open
 from pipeline.models import Alert, Mail, Verdict, parse_time
 from pipeline.sinks import mail_rows
 
+if TYPE_CHECKING:
+    from faust.types import TP
+
 DUE_INTERVAL = 1.0
+CATCH_UP_INTERVAL = 5.0
 
 
 def notice_from_record(data: dict[str, Any]) -> Notice:
@@ -116,6 +120,8 @@ class MailSide:
                 desk.scheduler.tenants.pop(tenant_id, None)
             else:
                 self.schedules[tenant_id] = schedule.to_state()
+        if mails:
+            await ctx.app.producer.flush()
 
 
 class Sender:
@@ -130,6 +136,40 @@ class Sender:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
         self.retrier = Retrier()
         self.failed = ctx.topics.failed_mails
+        self.next_offset: dict[TP, int] = {}
+        self.gap_from: dict[TP, int] = {}
+        self.busy = False
+        self.last_taken = time.monotonic()
+
+    def took(self, tp: TP, offset: int) -> None:
+        expected = self.next_offset.get(tp, self.ctx.app.consumer._committed_offset.get(tp))
+        if expected is not None and offset > expected:
+            self.gap_from[tp] = min(self.gap_from.get(tp, expected), expected)
+        self.next_offset[tp] = offset + 1
+        self.last_taken = time.monotonic()
+
+    async def catch_up(self) -> None:
+        """Faust 0.15.3 clears the agents' queues when a rebalance's recovery ends, after the stream
+        partitions were already resumed and fetched: an outbox record the sender had not taken yet
+        (it was retrying a mail) is then never given to it by this process, and its offset is never
+        committed. When idle, the sender seeks each outbox partition back to the first record it did
+        not see; records seen twice are dropped by the ledger."""
+        if self.busy or time.monotonic() - self.last_taken < CATCH_UP_INTERVAL:
+            return
+        consumer = self.ctx.app.consumer
+        topic = self.ctx.topics.outbox.get_topic_name()
+        for tp in [tp for tp in consumer.assignment() if tp.topic == topic]:
+            start = self.gap_from.pop(tp, None)
+            if start is None:
+                seen = self.next_offset.get(tp, consumer._committed_offset.get(tp))
+                high = consumer.highwater(tp)
+                if seen is not None and high is not None and high > seen:
+                    start = seen
+            if start is not None:
+                log.warning("outbox %s: records from offset %d were not given to the sender; reading them again",
+                            tp, start)
+                self.next_offset[tp] = start
+                await consumer.seek(tp, start)
 
     async def deliver(self, value: bytes) -> None:
         ctx = self.ctx
@@ -188,13 +228,24 @@ def register(ctx: Context) -> tuple[MailSide, Sender]:
     async def mail_sender(stream: faust.StreamT) -> None:
         async for event in stream.events():
             started = time.perf_counter()
+            sender.took(event.message.tp, event.message.offset)
+            sender.busy = True
             try:
                 await sender.deliver(event.value)
             except Exception:
                 ctx.metrics.agent_errors.labels("mail-sender").inc()
                 log.exception("outbox record %r could not be delivered", (event.value or b"")[:200])
                 await (await sender.failed.send(key=event.key, value=event.value))
+            sender.busy = False
             ctx.metrics.batch_seconds.labels("mail-sender").observe(time.perf_counter() - started)
             ctx.progressed("mail-sender")
+
+    @app.timer(CATCH_UP_INTERVAL, name="mail-catch-up")
+    async def mail_catch_up() -> None:
+        try:
+            await sender.catch_up()
+        except Exception:
+            ctx.metrics.agent_errors.labels("mail-catch-up").inc()
+            log.exception("outbox catch-up failed")
 
     return side, sender
