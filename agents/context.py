@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
@@ -14,7 +15,7 @@ from pipeline.config import Settings
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.rules import Policy
-from pipeline.store.backends import Store, StoreUnavailable
+from pipeline.store.backends import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("mimamori")
 T = TypeVar("T")
@@ -60,6 +61,9 @@ class Context:
     metrics: Metrics
     clock: Clock
     progress: dict[str, float] = field(default_factory=dict)
+    failing: dict[str, str] = field(default_factory=dict)
+    store_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
     utm_side: Any = None
     registry_follower: Any = None
     mail_side: Any = None
@@ -71,16 +75,41 @@ class Context:
 
     async def durably(self, what: str, action: Callable[[], T], *, first_delay: float = 0.5,
                       max_delay: float = 30.0) -> T:
-        """Run a blocking write in a thread until it succeeds: an unavailable store is waited for
-        (the input is not acknowledged meanwhile, which is the backpressure); any other error is
-        raised to the caller."""
+        """Run a blocking store call in a thread until it succeeds. The input of the batch is not
+        acknowledged meanwhile: that is the backpressure. An unavailable store is waited for; any
+        other store error is logged as an error and retried too (a batch given up would be acknowledged
+        and lost), and /health reports the failing write until it succeeds."""
         delay = first_delay
         while True:
             try:
-                return await asyncio.get_running_loop().run_in_executor(None, action)
+                result = await asyncio.get_running_loop().run_in_executor(self.store_executor, action)
+                self.failing.pop(what, None)
+                return result
             except StoreUnavailable as exc:
                 self.metrics.store_failures.labels(what).inc()
                 log.warning("store unavailable for %s, retrying in %.1fs: %s", what, delay, exc)
+            except StoreError as exc:
+                self.metrics.store_failures.labels(what).inc()
+                self.failing[what] = str(exc)[:300]
+                log.error("store write %s failed, retrying in %.1fs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+    async def deliver_all(self, what: str, send: Callable[[], Awaitable[list[Any]]], *,
+                          max_delay: float = 30.0) -> None:
+        """Send a batch's Kafka messages and wait for their acknowledgement, again until it works:
+        a batch whose messages failed must not be acknowledged. Messages sent twice are harmless
+        downstream (same alert versions, same mails by Message-ID)."""
+        delay = 0.5
+        while True:
+            try:
+                await wait_all(await send())
+                self.failing.pop(what, None)
+                return
+            except Exception as exc:
+                self.failing[what] = str(exc)[:300]
+                self.metrics.agent_errors.labels(what).inc()
+                log.error("sending %s failed, retrying in %.1fs: %s", what, delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
 

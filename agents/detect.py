@@ -18,7 +18,8 @@ from typing import Any, Iterator
 import faust
 import orjson
 
-from agents.context import PARTITIONS, Context, log, wait_all
+from agents.context import PARTITIONS, Context, log
+from agents.gaps import GapGuard, guarded_batch, register_guard
 from agents.tables import RoutedTable, partition_for, route_of
 from pipeline.config import Settings
 from pipeline.dedup import Deduper
@@ -203,31 +204,37 @@ class UtmSide:
         for table, table_rows in rows.items():
             if table_rows:
                 await self._insert(table, table_rows, token)
-        futures = []
+        await ctx.deliver_all("detect-messages", lambda: self._send_messages(out))
         for rejection in out.rejections:
             ctx.metrics.rejections.labels(rejection.reason).inc()
-            futures.append(await ctx.topics.rejected.send(
-                key=_rejection_key(rejection), value=orjson.dumps(rejection.to_record())))
         for change in _coalesced(out):
-            alert = change.alert
-            ctx.metrics.alert_changes.labels(str(alert.grade)).inc()
-            record = orjson.dumps(alert.to_record())
-            futures.append(await ctx.topics.alerts.send(key=alert.utm_id, value=record))
-            request: dict[str, Any] = {"type": "alert", "alert": alert.to_record()}
-            if change.verdict is not None:
-                request.update(type="verdict", notice=change.notice, previous_grade=change.previous_grade,
-                               verdict=change.verdict.to_record())
-            futures.append(await ctx.topics.mail_requests.send(key=alert.tenant_id, value=orjson.dumps(request)))
-        for notice in out.notices:
-            if notice.mailed:
-                futures.append(await ctx.topics.mail_requests.send(
-                    key=notice.tenant_id, value=orjson.dumps({"type": "utm", "notice": notice.to_record()})))
+            ctx.metrics.alert_changes.labels(str(change.alert.grade)).inc()
         for incident in out.incidents:
             log.warning("incident %s %s: %d UTMs silent at %s", incident.kind, incident.state, incident.utms, incident.at)
         ctx.metrics.duplicates.inc(out.duplicates)
         ctx.metrics.late.inc(out.late)
-        await wait_all(futures)
         self._persist(detector, touched, out)
+
+    async def _send_messages(self, out: Outputs) -> list[Any]:
+        """Rejections, alert changes and mail requests of a step; returns their delivery futures."""
+        topics = self.ctx.topics
+        futures = []
+        for rejection in out.rejections:
+            futures.append(await topics.rejected.send(
+                key=_rejection_key(rejection), value=orjson.dumps(rejection.to_record())))
+        for change in _coalesced(out):
+            alert = change.alert
+            futures.append(await topics.alerts.send(key=alert.utm_id, value=orjson.dumps(alert.to_record())))
+            request: dict[str, Any] = {"type": "alert", "alert": alert.to_record()}
+            if change.verdict is not None:
+                request.update(type="verdict", notice=change.notice, previous_grade=change.previous_grade,
+                               verdict=change.verdict.to_record())
+            futures.append(await topics.mail_requests.send(key=alert.tenant_id, value=orjson.dumps(request)))
+        for notice in out.notices:
+            if notice.mailed:
+                futures.append(await topics.mail_requests.send(
+                    key=notice.tenant_id, value=orjson.dumps({"type": "utm", "notice": notice.to_record()})))
+        return futures
 
     async def _insert(self, table: str, rows: list[dict[str, Any]], token: str | None) -> None:
         ctx = self.ctx
@@ -299,10 +306,13 @@ def register(ctx: Context) -> UtmSide:
                         topics.verdicts_by_utm.get_topic_name(), key_type=str, key_serializer="raw",
                         value_serializer="raw")
 
+    guard = register_guard(ctx, GapGuard(ctx, "detect", {
+        topics.events.get_topic_name(), topics.heartbeats.get_topic_name(), topics.verdicts_by_utm.get_topic_name()}))
+
     @app.agent(channel, name="detect")
     async def detect(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-            await side.take_batch(list(events))
+            await guarded_batch(guard, side.take_batch, list(events))
 
     @app.agent(topics.verdicts, name="route-verdicts")
     async def route_verdicts(stream: faust.StreamT) -> None:

@@ -11,12 +11,13 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 import orjson
 
-from agents.context import PARTITIONS, Context, log, wait_all
+from agents.context import PARTITIONS, Context, log
+from agents.gaps import GapGuard, guarded_batch, register_guard
 from agents.tables import RoutedTable, compound_key, partition_for, route_of
 from pipeline.correlate import AlertChange
 from pipeline.engine import MailDesk
@@ -27,11 +28,7 @@ from pipeline.mail.transport import PermanentMailError, TransientMailError, open
 from pipeline.models import Alert, Mail, Verdict, parse_time
 from pipeline.sinks import mail_rows
 
-if TYPE_CHECKING:
-    from faust.types import TP
-
 DUE_INTERVAL = 1.0
-CATCH_UP_INTERVAL = 5.0
 
 
 def notice_from_record(data: dict[str, Any]) -> Notice:
@@ -108,11 +105,14 @@ class MailSide:
 
     async def _post(self, desk: MailDesk, mails: list[Mail], tenants: set[str]) -> None:
         ctx = self.ctx
-        futures = []
+
+        async def send() -> list[Any]:
+            return [await ctx.topics.outbox.send(key=mail.tenant_id, value=orjson.dumps(mail.to_record()))
+                    for mail in mails]
+
+        await ctx.deliver_all("mail-outbox", send)
         for mail in mails:
             ctx.metrics.mails.labels(mail.kind).inc()
-            futures.append(await ctx.topics.outbox.send(key=mail.tenant_id, value=orjson.dumps(mail.to_record())))
-        await wait_all(futures)
         for tenant_id in tenants:
             schedule = desk.scheduler.tenants.get(tenant_id)
             if schedule is None or schedule.is_idle():
@@ -136,40 +136,6 @@ class Sender:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
         self.retrier = Retrier()
         self.failed = ctx.topics.failed_mails
-        self.next_offset: dict[TP, int] = {}
-        self.gap_from: dict[TP, int] = {}
-        self.busy = False
-        self.last_taken = time.monotonic()
-
-    def took(self, tp: TP, offset: int) -> None:
-        expected = self.next_offset.get(tp, self.ctx.app.consumer._committed_offset.get(tp))
-        if expected is not None and offset > expected:
-            self.gap_from[tp] = min(self.gap_from.get(tp, expected), expected)
-        self.next_offset[tp] = offset + 1
-        self.last_taken = time.monotonic()
-
-    async def catch_up(self) -> None:
-        """Faust 0.15.3 clears the agents' queues when a rebalance's recovery ends, after the stream
-        partitions were already resumed and fetched: an outbox record the sender had not taken yet
-        (it was retrying a mail) is then never given to it by this process, and its offset is never
-        committed. When idle, the sender seeks each outbox partition back to the first record it did
-        not see; records seen twice are dropped by the ledger."""
-        if self.busy or time.monotonic() - self.last_taken < CATCH_UP_INTERVAL:
-            return
-        consumer = self.ctx.app.consumer
-        topic = self.ctx.topics.outbox.get_topic_name()
-        for tp in [tp for tp in consumer.assignment() if tp.topic == topic]:
-            start = self.gap_from.pop(tp, None)
-            if start is None:
-                seen = self.next_offset.get(tp, consumer._committed_offset.get(tp))
-                high = consumer.highwater(tp)
-                if seen is not None and high is not None and high > seen:
-                    start = seen
-            if start is not None:
-                log.warning("outbox %s: records from offset %d were not given to the sender; reading them again",
-                            tp, start)
-                self.next_offset[tp] = start
-                await consumer.seek(tp, start)
 
     async def deliver(self, value: bytes) -> None:
         ctx = self.ctx
@@ -211,10 +177,12 @@ def register(ctx: Context) -> tuple[MailSide, Sender]:
     sender = Sender(ctx)
     app, topics = ctx.app, ctx.topics
 
+    timing_guard = register_guard(ctx, GapGuard(ctx, "mail-timing", {topics.mail_requests.get_topic_name()}))
+
     @app.agent(topics.mail_requests, name="mail-timing")
     async def mail_timing(stream: faust.StreamT) -> None:
         async for events in stream.take_events(1000, within=0.2):
-            await side.take_batch(list(events))
+            await guarded_batch(timing_guard, side.take_batch, list(events))
 
     @app.timer(DUE_INTERVAL, name="mail-due")
     async def mail_due() -> None:
@@ -224,28 +192,22 @@ def register(ctx: Context) -> tuple[MailSide, Sender]:
             ctx.metrics.agent_errors.labels("mail-due").inc()
             log.exception("sending due mails failed")
 
+    sender_guard = register_guard(ctx, GapGuard(ctx, "mail-sender", {topics.outbox.get_topic_name()}))
+
     @app.agent(topics.outbox, name="mail-sender")
     async def mail_sender(stream: faust.StreamT) -> None:
         async for event in stream.events():
             started = time.perf_counter()
-            sender.took(event.message.tp, event.message.offset)
-            sender.busy = True
+            sender_guard.took(event.message.tp, event.message.offset)
+            sender_guard.busy = True
             try:
                 await sender.deliver(event.value)
             except Exception:
                 ctx.metrics.agent_errors.labels("mail-sender").inc()
                 log.exception("outbox record %r could not be delivered", (event.value or b"")[:200])
                 await (await sender.failed.send(key=event.key, value=event.value))
-            sender.busy = False
+            sender_guard.busy = False
             ctx.metrics.batch_seconds.labels("mail-sender").observe(time.perf_counter() - started)
             ctx.progressed("mail-sender")
-
-    @app.timer(CATCH_UP_INTERVAL, name="mail-catch-up")
-    async def mail_catch_up() -> None:
-        try:
-            await sender.catch_up()
-        except Exception:
-            ctx.metrics.agent_errors.labels("mail-catch-up").inc()
-            log.exception("outbox catch-up failed")
 
     return side, sender

@@ -68,10 +68,10 @@ def _web_pages(ctx: Context) -> None:
         if _input_waiting(ctx) and now - ctx.progress.get("detect", started) > STALLED_AFTER:
             stalled["detect"] = round(now - ctx.progress.get("detect", started))
         dead = [agent.name for agent in app.agents.values() if agent._crashed.is_set()]
-        status = 503 if stalled or dead else 200
+        status = 503 if stalled or dead or ctx.failing else 200
         return web.json({"status": "ok" if status == 200 else "stalled", "stalled": stalled,
-                         "crashed": dead, "progress": {k: round(now - v) for k, v in ctx.progress.items()}},
-                        status=status)
+                         "crashed": dead, "failing": ctx.failing,
+                         "progress": {k: round(now - v) for k, v in ctx.progress.items()}}, status=status)
 
 
 def _input_waiting(ctx: Context) -> bool:

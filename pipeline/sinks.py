@@ -32,7 +32,7 @@ def unstored_events(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, 
     times = [parse_time(row["ts"]) for row in rows]
     found = store.query(query_sql("events_stored"), {
         "from": min(times) - timedelta(seconds=1), "to": max(times) + timedelta(seconds=1),
-        "utms": sorted({row["utm_id"] for row in rows}), "keys": keys,
+        "utms": sorted({row["utm_id"] for row in rows}),
     })
     stored = {item["stored"] for item in found}
     return [row for row, key in zip(rows, keys) if key not in stored]

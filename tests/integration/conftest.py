@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
+from pipeline.simulate import Simulation
+from tests.support.flows import replay, simulation
 from tests.support.services import (
     ClickHouseServerService, KafkaService, SmtpSink, clickhouse_server_service, kafka_service,
 )
@@ -55,3 +57,15 @@ def own_smtp_server() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture(scope="session")
+def sim() -> Simulation:
+    """About 10,000 simulated lines ending a few minutes before the run, shared by the worker tests."""
+    return simulation()
+
+
+@pytest.fixture(scope="session")
+def replayed(sim: Simulation, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
+    """What `mimamori replay` makes of `sim`: its printed records and its store."""
+    return replay(sim, tmp_path_factory.mktemp("replay"))

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.simulate import Simulation
 from pipeline.store.backends import open_store
-from tests.integration.test_worker_flow import final_alerts, publish_registry, replay, send_lines, simulation
+from tests.support.flows import final_alerts, publish_registry, send_lines
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, read_topic, wait_for
 
@@ -30,16 +30,6 @@ def stored_events(url: str) -> tuple[int, int]:
     finally:
         store.close()
     return int(row["rows"]), int(row["events"])
-
-
-@pytest.fixture(scope="module")
-def sim() -> Simulation:
-    return simulation()
-
-
-@pytest.fixture(scope="module")
-def replayed(sim: Simulation, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
-    return replay(sim, tmp_path_factory.mktemp("restart-replay"))
 
 
 @pytest.fixture(scope="module")
