@@ -21,8 +21,8 @@ unit: setup
 integration: services-install
 	.venv/bin/python -m pytest tests/integration
 
-bench: setup
-	.venv/bin/python -m benchmarks
+bench: services-install
+	for b in validation correlate heartbeat store worker; do .venv/bin/python -m benchmarks.bench_$$b || exit 1; done
 
 clean:
 	rm -rf var .pytest_cache .hypothesis
