@@ -20,7 +20,7 @@ import orjson
 
 from agents.context import PARTITIONS, Context, log
 from agents.gaps import GapGuard, guarded_batch, register_guard
-from agents.tables import RoutedTable, partition_for, route_of
+from agents.tables import partition_for, route_of, routed_table
 from pipeline.config import Settings
 from pipeline.dedup import Deduper
 from pipeline.engine import Detector, Outputs
@@ -72,9 +72,9 @@ class UtmSide:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         app = ctx.app
-        self.dedup_table = self._table("dedup")
-        self.correlation_table = self._table("correlation")
-        self.life_table = self._table("utm-life")
+        self.dedup_table = routed_table(app, "dedup", PARTITIONS)
+        self.correlation_table = routed_table(app, "correlation", PARTITIONS)
+        self.life_table = routed_table(app, "utm-life", PARTITIONS)
         self.routes = app.GlobalTable("alert-routes", key_type=str, partitions=PARTITIONS, use_partitioner=True)
         self.finished = app.GlobalTable("finished-alerts", key_type=str, partitions=PARTITIONS, use_partitioner=True)
         self.detector: Detector | None = None
@@ -82,10 +82,6 @@ class UtmSide:
         self.owned: frozenset[int] = frozenset()
         self.recovering_until = 0.0
         self.lock = asyncio.Lock()
-
-    def _table(self, name: str) -> RoutedTable:
-        table = RoutedTable(self.ctx.app, name=name, key_type=str, partitions=PARTITIONS, beacon=self.ctx.app.tables.beacon)
-        return self.ctx.app.tables.add(table)
 
     @property
     def recovering(self) -> bool:

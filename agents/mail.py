@@ -18,7 +18,7 @@ import orjson
 
 from agents.context import PARTITIONS, Context, log
 from agents.gaps import GapGuard, guarded_batch, register_guard
-from agents.tables import RoutedTable, compound_key, partition_for, route_of
+from agents.tables import compound_key, partition_for, route_of, routed_table
 from pipeline.correlate import AlertChange
 from pipeline.engine import MailDesk
 from pipeline.heartbeat import Notice
@@ -52,8 +52,7 @@ class MailSide:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         app = ctx.app
-        self.schedules = app.tables.add(RoutedTable(
-            app, name="mail-schedules", key_type=str, partitions=PARTITIONS, beacon=app.tables.beacon))
+        self.schedules = routed_table(app, "mail-schedules", PARTITIONS)
         self.desk: MailDesk | None = None
         self.owned: frozenset[int] = frozenset()
         self.lock = asyncio.Lock()
@@ -130,8 +129,7 @@ class Sender:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         app = ctx.app
-        self.ledger = app.tables.add(RoutedTable(
-            app, name="mail-ledger", key_type=str, partitions=PARTITIONS, beacon=app.tables.beacon))
+        self.ledger = routed_table(app, "mail-ledger", PARTITIONS)
         self.transport = open_transport(ctx.settings.smtp)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
         self.retrier = Retrier()

@@ -33,3 +33,8 @@ class RoutedTable(faust.Table):
 
     def partition_for_key(self, key: Any) -> int:
         return partition_for(route_of(key), self.partitions or self.app.conf.topic_partitions)
+
+
+def routed_table(app: faust.App, name: str, partitions: int) -> RoutedTable:
+    """A RoutedTable of JSON values keyed by strings, registered with the app."""
+    return app.tables.add(RoutedTable(app, name=name, key_type=str, partitions=partitions, beacon=app.tables.beacon))

@@ -9,7 +9,7 @@ import pytest
 from pipeline.simulate import Simulation
 from tests.support.flows import replay, simulation
 from tests.support.services import (
-    ClickHouseServerService, KafkaService, SmtpSink, clickhouse_server_service, kafka_service,
+    ClickHouseServerService, KafkaService, SmtpSink, clickhouse_server_service, kafka_service, running_smtp_sink,
 )
 
 
@@ -40,23 +40,15 @@ def clickhouse_server(service_dir: Path) -> Iterator[ClickHouseServerService]:
 
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    try:
+    with running_smtp_sink() as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture(scope="module")
 def own_smtp_server() -> Iterator[SmtpSink]:
     """An SMTP server of the test module's own: its mails are only that module's."""
-    sink = SmtpSink()
-    sink.start()
-    try:
+    with running_smtp_sink() as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 @pytest.fixture(scope="session")

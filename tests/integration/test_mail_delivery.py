@@ -7,7 +7,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
-from pathlib import Path
 from typing import Any, Iterator
 
 import orjson

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import socket
 import subprocess
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 from threading import Lock
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,3 +115,13 @@ class SmtpSink:
     def received(self) -> list[Message]:
         with self._lock:
             return list(self.messages)
+
+
+@contextmanager
+def running_smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
