@@ -93,15 +93,12 @@ class Detector:
             return
         self._life(event.utm_id, event.tenant_id, now, out)
         changes = self.correlator.process(event, now)
-        if not changes and self._is_late(event):
+        if not changes and self.correlator.is_late(event):
             out.late += 1
         signal = self.policy.signal(event)
         alert_id = changes[-1].alert.alert_id if changes else ""
-        out.events.append(StoredEvent(event, signal.level if signal and changes else -1, alert_id))
+        out.events.append(StoredEvent(event, signal.level if signal else -1, alert_id))
         out.alert_changes.extend(changes)
-
-    def _is_late(self, event: Event) -> bool:
-        return self.correlator.is_late(event)
 
     def _life(self, utm_id: str, tenant_id: str, now: datetime, out: Outputs) -> None:
         self._collect(self.monitor.sign_of_life(utm_id, tenant_id, now), out)
