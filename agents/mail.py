@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import faust
@@ -22,13 +22,15 @@ from agents.tables import compound_key, partition_for, route_of, routed_table
 from pipeline.correlate import AlertChange
 from pipeline.engine import MailDesk
 from pipeline.heartbeat import Notice
-from pipeline.mail.ledger import Retrier
+from pipeline.mail.ledger import DeliveryLedger, Retrier
 from pipeline.mail.timing import TenantMailSchedule
 from pipeline.mail.transport import PermanentMailError, TransientMailError, open_transport
 from pipeline.models import Alert, Mail, Verdict, parse_time
 from pipeline.sinks import mail_rows
 
 DUE_INTERVAL = 1.0
+LEDGER_KEEP = timedelta(days=30)
+LEDGER_PRUNE_INTERVAL = 3600.0
 
 
 def notice_from_record(data: dict[str, Any]) -> Notice:
@@ -207,5 +209,13 @@ def register(ctx: Context) -> tuple[MailSide, Sender]:
             sender_guard.busy = False
             ctx.metrics.batch_seconds.labels("mail-sender").observe(time.perf_counter() - started)
             ctx.progressed("mail-sender")
+
+    @app.timer(LEDGER_PRUNE_INTERVAL, name="mail-ledger-prune")
+    async def prune_ledger() -> None:
+        """A mail can come round again only while its request can be re-read (minutes after a
+        crash; the schedules remember mailed grades for days): a month of ledger is plenty."""
+        dropped = DeliveryLedger(sender.ledger).forget_before(ctx.clock.now() - LEDGER_KEEP)
+        if dropped:
+            log.info("mail ledger: %d deliveries older than %s forgotten", dropped, LEDGER_KEEP)
 
     return side, sender
