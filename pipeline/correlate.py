@@ -20,6 +20,7 @@ from pipeline.insurance import insurance_eligible_until
 from pipeline.models import Alert, Event, Tenant, Verdict, iso, parse_time
 from pipeline.rules import Policy, Signal, host_key, host_of
 
+_NOT_GIVEN = object()
 RAISE_SIGNATURES = 3
 INVESTIGATION_REPORT = "investigation-report"
 REGRADE = "regrade"
@@ -146,14 +147,16 @@ class Correlator:
         state = self._utms.get(event.utm_id)
         return bool(state and state.watermark and event.ts < state.watermark - self.lateness)
 
-    def process(self, event: Event, now: datetime) -> list[AlertChange]:
+    def process(self, event: Event, now: datetime, signal: Signal | None | object = _NOT_GIVEN) -> list[AlertChange]:
+        """`signal` is the policy's signal of the event, when the caller already has it."""
         if self.is_late(event):
             self.late_events += 1
             return []
         state = self._utms.setdefault(event.utm_id, _UtmState())
         if state.watermark is None or event.ts > state.watermark:
             state.watermark = event.ts
-        signal = self.policy.signal(event)
+        if signal is _NOT_GIVEN:
+            signal = self.policy.signal(event)
         if signal is None:
             return []
         host = host_key(event)

@@ -92,10 +92,10 @@ class Detector:
             out.duplicates += 1
             return
         self._life(event.utm_id, event.tenant_id, now, out)
-        changes = self.correlator.process(event, now)
+        signal = self.policy.signal(event)
+        changes = self.correlator.process(event, now, signal)
         if not changes and self.correlator.is_late(event):
             out.late += 1
-        signal = self.policy.signal(event)
         alert_id = changes[-1].alert.alert_id if changes else ""
         out.events.append(StoredEvent(event, signal.level if signal else -1, alert_id))
         out.alert_changes.extend(changes)
