@@ -54,11 +54,9 @@ class EventValidator:
             return Refusal("schema", f"internal error while checking: {type(exc).__name__}: {exc}")
 
     def _event(self, value: bytes, data: dict[str, Any] | None, now: datetime) -> Event | Refusal:
-        if data is None:
-            parsed = parse_object(value)
-            if isinstance(parsed, Refusal):
-                return parsed
-            data = parsed
+        data = parse_object(value) if data is None else data
+        if isinstance(data, Refusal):
+            return data
         checked = _checked_event(data, now, self.retention, self.max_ahead)
         if isinstance(checked, Refusal):
             return checked
@@ -69,11 +67,9 @@ class EventValidator:
         return build_event(data, addresses, ts, tenant_id, now)
 
     def _heartbeat(self, value: bytes, data: dict[str, Any] | None, now: datetime) -> Heartbeat | Refusal | object:
-        if data is None:
-            parsed = parse_object(value)
-            if isinstance(parsed, Refusal):
-                return parsed
-            data = parsed
+        data = parse_object(value) if data is None else data
+        if isinstance(data, Refusal):
+            return data
         ts = _checked_heartbeat(data, now, self.retention, self.max_ahead)
         if isinstance(ts, Refusal):
             return ts
