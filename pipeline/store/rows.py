@@ -38,12 +38,16 @@ def mail_row(mail: Mail, delivered_at: datetime) -> dict[str, Any]:
     return row
 
 
-def tenant_row(tenant: Tenant, updated_at: datetime) -> dict[str, Any]:
-    row = tenant.to_record()
-    row["active"] = int(tenant.active)
+def _registry_row(record: Tenant | Utm, updated_at: datetime) -> dict[str, Any]:
+    row = record.to_record()
+    row["active"] = int(record.active)
     row["updated_at"] = iso(updated_at)
     row["deleted"] = 0
     return row
+
+
+def tenant_row(tenant: Tenant, updated_at: datetime) -> dict[str, Any]:
+    return _registry_row(tenant, updated_at)
 
 
 def tenant_removed_row(tenant_id: str, updated_at: datetime) -> dict[str, Any]:
@@ -53,11 +57,7 @@ def tenant_removed_row(tenant_id: str, updated_at: datetime) -> dict[str, Any]:
 
 
 def utm_row(utm: Utm, updated_at: datetime) -> dict[str, Any]:
-    row = utm.to_record()
-    row["active"] = int(utm.active)
-    row["updated_at"] = iso(updated_at)
-    row["deleted"] = 0
-    return row
+    return _registry_row(utm, updated_at)
 
 
 def utm_removed_row(utm_id: str, updated_at: datetime) -> dict[str, Any]:
