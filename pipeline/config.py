@@ -41,6 +41,34 @@ def _parse_daily_time(text: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+@dataclass(frozen=True)
+class ReportAt:
+    """When the monthly report goes: a day of the month (1-28, so every month has it) and a local time."""
+
+    day: int = 1
+    at: time = time(8, 0)
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.at:%H:%M}"
+
+
+def _parse_report_at(text: str) -> ReportAt:
+    match = re.match(r"^(\d{1,2}) +(\S+)$", text.strip())
+    if not match or not 1 <= int(match.group(1)) <= 28:
+        raise ValueError(f"expected a day of the month 1-28 and a local time HH:MM, such as '1 08:00', got {text!r}")
+    return ReportAt(int(match.group(1)), _parse_daily_time(match.group(2)))
+
+
+def _parse_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 100_000:
+        raise ValueError(f"expected mails per second, a number above 0, got {text!r}")
+    return value
+
+
 def _parse_zone(text: str) -> ZoneInfo:
     try:
         return ZoneInfo(text)
@@ -114,6 +142,9 @@ class Settings:
     heartbeat_timeout: timedelta = timedelta(minutes=10)
     heartbeat_daily_at: time = time(9, 0)
     web_port: int = 6066
+    report_at: ReportAt = field(default_factory=ReportAt)
+    report_mail_rate: float = 5.0
+    """Monthly reports put into the outbox per second at most, so the broadcast does not flood the relay."""
     rules_file: Path | None = None
     topics: Topics = field(default_factory=Topics)
 
@@ -135,6 +166,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_HEARTBEAT_TIMEOUT": ("heartbeat_timeout", parse_duration),
     "MIMAMORI_HEARTBEAT_DAILY_AT": ("heartbeat_daily_at", _parse_daily_time),
     "MIMAMORI_WEB_PORT": ("web_port", _parse_port),
+    "MIMAMORI_REPORT_AT": ("report_at", _parse_report_at),
+    "MIMAMORI_REPORT_MAIL_RATE": ("report_mail_rate", _parse_rate),
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
     "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),
 }

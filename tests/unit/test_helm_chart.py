@@ -35,6 +35,8 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_HEARTBEAT_TIMEOUT": "config.heartbeatTimeout",
     "MIMAMORI_HEARTBEAT_DAILY_AT": "config.heartbeatDailyAt",
     "MIMAMORI_WEB_PORT": "config.webPort",
+    "MIMAMORI_REPORT_AT": "config.reportAt",
+    "MIMAMORI_REPORT_MAIL_RATE": "config.reportMailRate",
     "MIMAMORI_RULES": "rules.enabled",
     "MIMAMORI_TOPIC_PREFIX": "kafka.topicPrefix",
 }

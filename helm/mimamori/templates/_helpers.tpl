@@ -100,6 +100,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.config.heartbeatDailyAt | quote }}
 - name: MIMAMORI_WEB_PORT
   value: {{ .Values.config.webPort | quote }}
+- name: MIMAMORI_REPORT_AT
+  value: {{ .Values.config.reportAt | quote }}
+- name: MIMAMORI_REPORT_MAIL_RATE
+  value: {{ .Values.config.reportMailRate | quote }}
 {{- if .Values.rules.enabled }}
 - name: MIMAMORI_RULES
   value: /etc/mimamori/{{ .Values.rules.key }}

@@ -1,0 +1,1 @@
+"""The monthly report: each tenant's month from the portal views, with charts, as one mail."""
