@@ -88,10 +88,10 @@ class Detector:
             self._life(record.utm_id, tenant.tenant_id if tenant else "", now, out)
             return
         event = record
+        self._life(event.utm_id, event.tenant_id, now, out)  # a dropped duplicate is a sign of life too
         if self.deduper.is_duplicate(event.utm_id, event.event_id, now):
             out.duplicates += 1
             return
-        self._life(event.utm_id, event.tenant_id, now, out)
         signal = self.policy.signal(event)
         changes = self.correlator.process(event, now, signal)
         if not changes and self.correlator.is_late(event):

@@ -14,6 +14,7 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.engine import Detector, MailDesk, Outputs
+from pipeline.ingest import EventValidator
 from pipeline.models import Mail, Registry, iso, parse_time
 from pipeline.rules import Policy
 from pipeline.sinks import mail_rows, output_rows, registry_rows
@@ -91,6 +92,7 @@ class Replay:
         self.writer = writer
         self.clock: datetime | None = None
         self.detector: Detector | None = None
+        self.validator = EventValidator(registry)
         self.desk = MailDesk(settings, registry.tenants.get)
         self.next_check: datetime | None = None
         self.counts = ReplayCounts()
@@ -105,9 +107,8 @@ class Replay:
     def take(self, value: bytes, line: int) -> None:
         self.counts.lines += 1
         now = self.clock or _peek_time(value)
-        detector = self._detector(now)
         out = Outputs()
-        checked = detector.validator.check_record(value, now, topic="replay", partition=None, offset=line)
+        checked = self.validator.check_record(value, now, topic="replay", partition=None, offset=line)
         if checked is None:
             return
         if not hasattr(checked, "utm_id"):
@@ -116,6 +117,7 @@ class Replay:
             self.emit({"record": "rejection", "reason": checked.reason, "detail": checked.detail, "line": line})  # type: ignore[union-attr]
             return
         self.counts.accepted += 1
+        detector = self._detector(checked.ts)  # started by the first accepted record: a rejected one changes nothing
         self.advance(max(now, checked.ts))
         detector.apply(checked, self.clock, out)  # type: ignore[arg-type]
         self._publish(out)

@@ -1,0 +1,92 @@
+"""`mimamori replay` over small hand-made inputs, against the contract's notice sentences (issue 16)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from pipeline.config import Settings
+from pipeline.models import Registry, Tenant, Utm
+from pipeline.replay import Replay
+from pipeline.rules import load_policy
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+POLICY = load_policy()
+
+
+def jst(hh: int, mm: int, ss: int = 0, day: int = 1, month: int = 12, year: int = 2026) -> datetime:
+    return datetime(year, month, day, hh, mm, ss, tzinfo=TOKYO)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def registry(utms: int = 1, **tenant: Any) -> Registry:
+    """One tenant per UTM: t00 owns u00, t01 owns u01, ..."""
+    tenants = {f"t{i:02d}": Tenant(f"t{i:02d}", f"T{i}", (f"a{i}@example.jp",), service_start=date(2026, 1, 10),
+                                   **tenant) for i in range(utms)}
+    return Registry(tenants=tenants, utms={f"u{i:02d}": Utm(f"u{i:02d}", f"t{i:02d}") for i in range(utms)})
+
+
+def beat(utm_id: str, at: datetime) -> bytes:
+    return orjson.dumps({"v": 1, "utm_id": utm_id, "ts": stamp(at)})
+
+
+def event(utm_id: str, event_id: str, at: datetime, **fields: Any) -> bytes:
+    record = {"v": 1, "event_id": event_id, "utm_id": utm_id, "ts": stamp(at), "type": "av", "action": "blocked",
+              "direction": "inbound", "src_ip": "203.0.113.5", "dst_ip": "192.168.1.10",
+              "threat_category": "malware", "signature_id": "sig-1"}
+    record.update(fields)
+    return orjson.dumps(record)
+
+
+def replay(lines: list[bytes], reg: Registry, until: datetime | None = None, **settings: Any) -> list[dict]:
+    records: list[dict] = []
+    Replay(Settings(**settings), reg, POLICY, records.append).run(lines, until)
+    return records
+
+
+def of(records: list[dict], kind: str) -> list[dict]:
+    return [r for r in records if r["record"] == kind]
+
+
+def mails(records: list[dict]) -> list[tuple[str, str, str]]:
+    return [(m["kind"], m["utm_id"] or m["tenant_id"], m["sent_at"]) for m in of(records, "mail")]
+
+
+def utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# --- signs of life: duplicates, ignored heartbeats, rejections --------------------------------------
+
+def test_a_dropped_duplicate_keeps_its_utm_online_and_moves_the_clock() -> None:
+    lines = [beat("u00", jst(9, 0)), event("u00", "e1", jst(9, 5))] + [
+        event("u00", "e1", jst(9, 5 + 4 * n)) for n in range(1, 5)]  # the same event resent every 4 minutes
+    records = replay(lines, registry(), until=jst(9, 40))
+    assert [(s["status"], s["at"]) for s in of(records, "utm_status")] == [
+        ("online", utc(jst(9, 0))), ("offline", utc(jst(9, 32)))]  # the first check more than 10 min after 09:21
+    assert mails(records) == [("alert", "t00", utc(jst(9, 5, 30))), ("utm-down", "u00", utc(jst(9, 32)))]
+    assert len(of(records, "alert")) == 1
+
+
+def test_an_ignored_heartbeat_is_no_sign_of_life_and_does_not_move_the_clock() -> None:
+    reg = registry(2)
+    reg.utms["u01"] = Utm("u01", "t01", active=False)
+    lines = [beat("u00", jst(9, 0)), beat("u01", jst(9, 30))]
+    records = replay(lines, reg)
+    assert of(records, "utm_status") == [{"record": "utm_status", "utm_id": "u00", "tenant_id": "t00",
+                                          "status": "online", "at": utc(jst(9, 0))}]
+    assert of(records, "rejection") == []  # ignored, without a rejection; and the clock stayed at 09:00
+
+
+def test_a_rejected_first_record_changes_nothing_not_even_when_the_run_starts() -> None:
+    lines = [beat("nobody", jst(10, 0)), beat("u00", jst(8, 30))[:-1], beat("u00", jst(8, 50))]
+    records = replay(lines, registry(), until=jst(9, 5))
+    assert [(r["reason"], r["line"]) for r in of(records, "rejection")] == [("unregistered_utm", 1), ("invalid_json", 2)]
+    # the run starts at 08:50 (not 10:00, which would hold every stop back until 10:10), with checks at
+    # 08:50 + whole minutes: down at the 09:01 check
+    assert mails(records) == [("utm-down", "u00", utc(jst(9, 1)))]
