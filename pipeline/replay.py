@@ -99,8 +99,9 @@ class Replay:
 
     def run(self, lines: Iterable[bytes], until: datetime | None = None) -> ReplayCounts:
         for number, line in enumerate(lines, start=1):
-            if line.strip():
-                self.take(line.rstrip(b"\r\n"), number)
+            record = _without_terminator(line)
+            if record.strip():
+                self.take(record, number)
         self.finish(until)
         return self.counts
 
@@ -186,6 +187,13 @@ class Replay:
                        "utm_id": mail.utm_id, "message_id": mail.message_id, "sent_at": iso(mail.sent_at)})
             if self.writer is not None:
                 self.writer.mail(mail)
+
+
+def _without_terminator(line: bytes) -> bytes:
+    """A record is its line without the one `\n` or `\r\n` that ends it (the size limit counts the rest)."""
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
 
 
 def _peek_time(value: bytes) -> datetime:

@@ -90,3 +90,39 @@ def test_a_rejected_first_record_changes_nothing_not_even_when_the_run_starts() 
     # the run starts at 08:50 (not 10:00, which would hold every stop back until 10:10), with checks at
     # 08:50 + whole minutes: down at the 09:01 check
     assert mails(records) == [("utm-down", "u00", utc(jst(9, 1)))]
+
+
+# --- lines: numbers, terminators, blank lines, the size limit, mails before records ------------------
+
+def test_rejection_lines_count_every_line_and_blank_lines_are_skipped() -> None:
+    lines = [beat("u00", jst(9, 0)) + b"\r\n", b"\n", b"   \t\r\n", b"{oops\r\n", b"\r\n", beat("nobody", jst(9, 1)),
+             b"\n", b'{"v": 1}']
+    records = replay(lines, registry())
+    assert [(r["reason"], r["line"]) for r in of(records, "rejection")] == [
+        ("invalid_json", 4), ("unregistered_utm", 6), ("schema", 8)]
+
+
+def padded(utm_id: str, at: datetime, size: int) -> bytes:
+    """A heartbeat of exactly `size` bytes (an unknown field is kept, not refused)."""
+    bare = beat(utm_id, at)
+    record = bare[:-1] + b', "pad": "' + b"x" * (size - len(bare) - 11) + b'"}'
+    assert len(record) == size
+    return record
+
+
+def test_the_size_limit_counts_the_record_without_its_terminator() -> None:
+    limit = 64 * 1024
+    lines = [padded("u00", jst(9, 0), limit) + b"\r\n", padded("u00", jst(9, 1), limit + 1) + b"\n",
+             padded("u00", jst(9, 2), limit) + b"\r\r\n"]  # the first \r is part of the record
+    records = replay(lines, registry())
+    assert [(r["reason"], r["line"]) for r in of(records, "rejection")] == [("too_large", 2), ("too_large", 3)]
+    assert len(of(records, "utm_status")) == 1
+
+
+def test_mails_due_at_or_before_a_records_time_go_before_it() -> None:
+    first = event("u00", "e1", jst(9, 0))
+    second = event("u00", "e2", jst(9, 0, 30), src_ip="203.0.113.6", dst_ip="192.168.1.11")  # another host
+    records = replay([first, second], registry())
+    assert [r["record"] for r in records] == ["alert", "utm_status", "mail", "alert", "mail"]
+    assert [(m["sent_at"], len(m["alert_ids"])) for m in of(records, "mail")] == [
+        (utc(jst(9, 0, 30)), 1), (utc(jst(9, 5, 30)), 1)]  # the second waits for the group interval
