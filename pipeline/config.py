@@ -116,6 +116,7 @@ class Topics:
     mail_requests: str = "mimamori-mail-requests"
     verdicts_by_utm: str = "mimamori-verdicts-by-utm"
     failed_mails: str = "mimamori-mail-failed"
+    notices: str = "service.notices"
 
     def prefixed(self, prefix: str) -> "Topics":
         """Every name with a prefix, for several deployments (or test runs) on one cluster."""
@@ -146,6 +147,8 @@ class Settings:
     report_mail_rate: float = 5.0
     """Monthly reports put into the outbox per second at most, so the broadcast does not flood the relay."""
     rules_file: Path | None = None
+    notice_mail_rate: float = 20.0
+    """Notice mails put into the outbox per second at most, so a broadcast does not flood the relay."""
     topics: Topics = field(default_factory=Topics)
 
     def with_overrides(self, **changes: object) -> "Settings":
@@ -169,6 +172,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_REPORT_AT": ("report_at", _parse_report_at),
     "MIMAMORI_REPORT_MAIL_RATE": ("report_mail_rate", _parse_rate),
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
+    "MIMAMORI_NOTICE_MAIL_RATE": ("notice_mail_rate", _parse_rate),
     "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),
 }
 

@@ -18,7 +18,8 @@ class TopicSpec:
 def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
     """Inputs keyed by utm_id share one partition count so a UTM's events and heartbeats meet;
     the worker's own topics (alert changes and notices re-keyed by tenant, verdicts re-keyed by
-    UTM, mails a server refused for good) are partitioned alike."""
+    UTM, mails a server refused for good) are partitioned alike. Service notices have one partition,
+so one worker owns each broadcast and reads the notices in publication order."""
     return [
         TopicSpec(topics.events, partitions),
         TopicSpec(topics.heartbeats, partitions),
@@ -31,6 +32,7 @@ def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
         TopicSpec(topics.mail_requests, partitions),
         TopicSpec(topics.verdicts_by_utm, partitions),
         TopicSpec(topics.failed_mails, partitions),
+        TopicSpec(topics.notices, 1, compacted=True),
     ]
 
 

@@ -19,7 +19,8 @@ REJECTION_REASONS = (
     "unregistered_utm", "inactive_tenant", "inactive_utm",
 )
 GRADE_STARS = {3: "★★★", 2: "★★☆", 1: "★☆☆", 0: ""}
-MAIL_KINDS = ("alert", "utm-down", "utm-down-reminder", "utm-recovered", "investigation-report", "regrade")
+MAIL_KINDS = ("alert", "utm-down", "utm-down-reminder", "utm-recovered", "investigation-report", "regrade",
+              "maintenance-planned", "maintenance-emergency", "fault", "firmware", "notice-cancelled")
 UtmStatusName = Literal["never_seen", "online", "offline"]
 
 
@@ -72,6 +73,8 @@ class Tenant:
     region: str | None = None
     size_band: str | None = None
     active: bool = True
+    admin_emails: tuple[str, ...] = ()
+    """Where service notices go (at most 3); empty means `notify_emails`."""
 
     def to_record(self) -> dict[str, Any]:
         return _record(self)
@@ -84,8 +87,13 @@ class Tenant:
             service_start=date.fromisoformat(data["service_start"]) if data.get("service_start") else None,
             contract_end=date.fromisoformat(data["contract_end"]) if data.get("contract_end") else None,
             industry=data.get("industry"), region=data.get("region"), size_band=data.get("size_band"),
-            active=bool(data.get("active", True)),
+            active=bool(data.get("active", True)), admin_emails=tuple(data.get("admin_emails") or ()),
         )
+
+    @property
+    def notice_emails(self) -> tuple[str, ...]:
+        """The administrators that service notices go to: `admin_emails`, else `notify_emails`."""
+        return self.admin_emails or self.notify_emails
 
     def is_serviced_on(self, day: date) -> bool:
         """Active and not past its contract end: the tenant may be mailed on that day."""
@@ -99,6 +107,8 @@ class Utm:
     model: str | None = None
     registered_at: datetime | None = None
     active: bool = True
+    firmware: str | None = None
+    """The firmware the operator deployed (a notice may concern the UTMs on a given firmware)."""
 
     def to_record(self) -> dict[str, Any]:
         return _record(self)
@@ -109,7 +119,7 @@ class Utm:
         return cls(
             utm_id=data["utm_id"], tenant_id=data["tenant_id"], model=data.get("model"),
             registered_at=parse_time(registered) if registered else None,
-            active=bool(data.get("active", True)),
+            active=bool(data.get("active", True)), firmware=data.get("firmware"),
         )
 
 
@@ -119,6 +129,9 @@ class Registry:
 
     tenants: dict[str, Tenant] = field(default_factory=dict)
     utms: dict[str, Utm] = field(default_factory=dict)
+    maintenance: dict[str, Any] = field(default_factory=dict)
+    """Maintenance windows by notice id (pipeline.notices.windows.MaintenanceWindow), from the
+    `service.notices` topic or a replay's notice lines: they silence UTM-down judgements."""
 
     def tenant_of(self, utm_id: str) -> Tenant | None:
         utm = self.utms.get(utm_id)

@@ -109,9 +109,11 @@ def _alert_view(alert: Alert, events: list[Event], when: _Clock) -> dict[str, An
 def _compose(
     *, kind: str, tenant: Tenant, subject: str, text: str, html: str | None, now: datetime, tz: ZoneInfo,
     sender: str, message_id: str, headers: dict[str, str], grade: int | None, alert_ids: tuple[str, ...],
-    utm_id: str | None,
+    utm_id: str | None, recipients: tuple[str, ...] | None = None,
 ) -> Mail:
-    to = tuple(one_line(address, 254) for address in tenant.notify_emails[:MAX_RECIPIENTS])
+    """`recipients` default to the tenant's alert addresses (`notify_emails`)."""
+    addresses = tenant.notify_emails if recipients is None else recipients
+    to = tuple(one_line(address, 254) for address in addresses[:MAX_RECIPIENTS])
     ascii_only = all(address.isascii() for address in (*to, sender))
     message = EmailMessage(policy=SMTP if ascii_only else SMTPUTF8)
     subject = one_line(subject, 250)
@@ -131,6 +133,24 @@ def _compose(
         message_id=message_id, kind=kind, tenant_id=tenant.tenant_id, to=to, subject=subject, grade=grade,
         alert_ids=alert_ids, utm_id=utm_id, sent_at=now, raw=message.as_string(),
     )
+
+
+def compose(**kwargs: Any) -> Mail:
+    """The house envelope (From, To, Date, Message-ID, X-Mimamori-*) for mails rendered elsewhere."""
+    return _compose(**kwargs)
+
+
+def render_template(locale: str, name: str, context: dict[str, Any]) -> str:
+    return _render(locale, name, context)
+
+
+def locale_of(tenant: Tenant) -> str:
+    return _locale(tenant)
+
+
+def local_time(tz: ZoneInfo) -> Any:
+    """`when(value)`: a time as the mails print it, in `tz`."""
+    return _Clock(tz)
 
 
 def _base_context(tenant: Tenant, now: datetime, when: _Clock) -> dict[str, Any]:

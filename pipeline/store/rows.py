@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from pipeline.models import Alert, Event, Mail, Tenant, Utm, UtmStatusChange, iso
+from pipeline.notices.model import ServiceNotice
 
 NO_SIGNAL = -1
 
@@ -58,6 +59,24 @@ def tenant_removed_row(tenant_id: str, updated_at: datetime) -> dict[str, Any]:
 
 def utm_row(utm: Utm, updated_at: datetime) -> dict[str, Any]:
     return _registry_row(utm, updated_at)
+
+
+def notice_row(notice: ServiceNotice, updated_at: datetime) -> dict[str, Any]:
+    audience = notice.audience
+    return {
+        "notice_id": notice.notice_id, "version": notice.version, "kind": notice.kind, "level": notice.level,
+        "starts_at": iso(notice.starts_at), "ends_at": iso(notice.ends_at), "audience_all": int(audience.all),
+        "audience_tenants": list(audience.tenants), "audience_models": list(audience.models),
+        "audience_firmware": list(audience.firmware), "title": notice.title["ja"],
+        "title_en": notice.title.get("en", ""), "mailed": int(notice.mailed), "cancelled": int(notice.cancelled),
+        "short_notice": int(notice.short_notice), "published_at": iso(notice.published_at),
+        "updated_at": iso(updated_at), "deleted": 0,
+    }
+
+
+def notice_removed_row(notice_id: str, updated_at: datetime) -> dict[str, Any]:
+    """A null record on `service.notices`: the notice is gone from the portal."""
+    return {"notice_id": notice_id, "version": 0, "kind": "", "title": "", "updated_at": iso(updated_at), "deleted": 1}
 
 
 def utm_removed_row(utm_id: str, updated_at: datetime) -> dict[str, Any]:

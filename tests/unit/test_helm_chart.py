@@ -38,6 +38,7 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_REPORT_AT": "config.reportAt",
     "MIMAMORI_REPORT_MAIL_RATE": "config.reportMailRate",
     "MIMAMORI_RULES": "rules.enabled",
+    "MIMAMORI_NOTICE_MAIL_RATE": "config.noticeMailRate",
     "MIMAMORI_TOPIC_PREFIX": "kafka.topicPrefix",
 }
 

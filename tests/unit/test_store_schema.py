@@ -92,6 +92,37 @@ def test_ttl_is_in_the_tables_and_old_rows_go_after_optimize_final(empty_store: 
     assert [r["event_id"] for r in empty_store.query("SELECT event_id FROM events")] == ["recent"]
 
 
+# ---------------------------------------------------------------- portal_notices (before the module's views store opens)
+
+def test_portal_notices_show_each_tenant_the_latest_version_of_the_notices_concerning_it(empty_store: Store) -> None:
+    from pipeline.notices.check import cancellation_of, notice_from_file_data
+    from pipeline.sinks import registry_rows
+    from pipeline.store.rows import notice_removed_row, notice_row
+    from tests.unit.test_notices import NOW as PUBLISHED, planned, registry
+
+    apply_migrations(empty_store, TZ, NOW)
+    for table, rows in registry_rows(registry(), NOW).items():
+        empty_store.insert(table, rows)
+    everyone = notice_from_file_data(planned(40), PUBLISHED)
+    firmware = notice_from_file_data(planned(40, notice_id="fw-1", kind="firmware", starts_at=None, ends_at=None,
+                                             audience={"models": ["UTM-200"], "firmware": ["7.2.1"]}), PUBLISHED)
+    by_model = notice_from_file_data(planned(40, notice_id="m-100", audience={"models": ["UTM-100"]}), PUBLISHED)
+    fault = notice_from_file_data(planned(40, notice_id="f-1", kind="fault", level="B", starts_at=None, ends_at=None,
+                                          audience={"tenants": ["t2"]}), PUBLISHED)
+    empty_store.insert("notices", [notice_row(n, NOW) for n in (everyone, firmware, by_model, fault)])
+    later = NOW + timedelta(seconds=1)
+    empty_store.insert("notices", [notice_row(cancellation_of(everyone, "mnt-1", later), later),
+                                   notice_removed_row("f-1", later)])
+    rows = read_view(empty_store, "portal_notices", tz=TZ)
+    seen = {(r["tenant_id"], r["notice_id"]): r for r in rows}
+    # t3 is inactive; t4's contract ended but it is active, so its portal still shows the notices for all
+    assert set(seen) == {("t1", "mnt-1"), ("t2", "mnt-1"), ("t4", "mnt-1"), ("t2", "fw-1"), ("t1", "m-100")}
+    assert seen[("t1", "mnt-1")]["version"] == 2 and seen[("t1", "mnt-1")]["cancelled"] == 1
+    assert seen[("t1", "mnt-1")]["title"] == "基盤の更新" and seen[("t2", "mnt-1")]["title"] == "Platform upgrade"
+    assert seen[("t2", "fw-1")]["kind"] == "firmware" and seen[("t2", "fw-1")]["cancelled"] == 0
+    assert sorted(r["notice_id"] for r in read_view(empty_store, "portal_notices", tz=TZ, tenant="t2")) == ["fw-1", "mnt-1"]
+
+
 def _event(event_id: str, tenant: str, utm: str, ts: datetime, type_: str, action: str, **extra: object) -> Event:
     return Event(event_id=event_id, utm_id=utm, tenant_id=tenant, ts=ts, type=type_, action=action,
                  direction="outbound", src_ip="192.0.2.10", dst_ip="198.51.100.7", received_at=ts, **extra)  # type: ignore[arg-type]
@@ -199,3 +230,4 @@ def test_portal_utm_status_latest_change_and_never_seen(views_store: Store) -> N
     assert rows["u2"]["status"] == "offline" and rows["u2"]["offline_since"].startswith(local(DAY, 3).strftime("%Y-%m-%d %H"))
     assert rows["u3"]["status"] == "never_seen" and rows["u3"]["last_seen"] is None
     assert len(rows) == 9
+

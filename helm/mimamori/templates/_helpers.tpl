@@ -104,6 +104,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.config.reportAt | quote }}
 - name: MIMAMORI_REPORT_MAIL_RATE
   value: {{ .Values.config.reportMailRate | quote }}
+- name: MIMAMORI_NOTICE_MAIL_RATE
+  value: {{ .Values.config.noticeMailRate | quote }}
 {{- if .Values.rules.enabled }}
 - name: MIMAMORI_RULES
   value: /etc/mimamori/{{ .Values.rules.key }}
