@@ -134,20 +134,25 @@ class MailDesk:
             settings.mail_group_wait, settings.mail_group_interval, settings.mail_urgent_wait,
         )
 
-    def _mailable(self, tenant_id: str, now: datetime) -> Tenant | None:
+    def _mailable(self, tenant_id: str, moment: datetime) -> Tenant | None:
+        """The tenant, if active and in contract on the local day of `moment`: the mail's time for
+        UTM mails, the alert's latest event for alert mails (contract_end is judged by the event's
+        day, so an alert of the last day is mailed even when its mail goes the day after)."""
         tenant = self.tenant_of_id(tenant_id)
-        if tenant is None or not tenant.is_serviced_on(now.astimezone(self.settings.tz).date()):
+        if tenant is None or not tenant.is_serviced_on(moment.astimezone(self.settings.tz).date()):
             return None
         return tenant
 
     def offer(self, change: AlertChange, now: datetime) -> list[Mail]:
         """An alert change. A verdict's report or re-grade is mailed at once, and then counts as the
-        grade the customer was told; any other change waits for its group (new or raised grades)."""
+        grade the customer was told; any other change waits for its group (new or raised grades).
+        A change brought by an event after the contract's end is never mailed."""
         alert = change.alert
+        tenant = self._mailable(alert.tenant_id, alert.last_seen)
         if change.verdict is None:
-            self.scheduler.offer(alert, now)
+            if tenant is not None:
+                self.scheduler.offer(alert, now)
             return []
-        tenant = self._mailable(alert.tenant_id, now)
         if tenant is None or not change.notice:
             return []
         self.scheduler.note_mailed(alert.tenant_id, alert.alert_id, alert.grade, now)
@@ -168,7 +173,8 @@ class MailDesk:
     def due(self, now: datetime) -> list[Mail]:
         mails = []
         for tenant_id, alerts in self.scheduler.take_due(now):
-            tenant = self._mailable(tenant_id, now)
+            alerts = [a for a in alerts if self._mailable(tenant_id, a.last_seen)]
+            tenant = self.tenant_of_id(tenant_id)
             if tenant is not None and alerts:
                 mails.append(render_alert_mail(tenant, _highest_first(alerts), None, now, self.settings.tz))
         return mails

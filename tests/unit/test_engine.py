@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from pipeline.config import Settings
-from pipeline.engine import Detector, Outputs
-from pipeline.models import Registry, Tenant, Utm
+from pipeline.correlate import AlertChange
+from pipeline.engine import Detector, MailDesk, Outputs
+from pipeline.heartbeat import Notice
+from pipeline.models import Alert, Registry, Tenant, Utm, Verdict
 from pipeline.rules import load_policy
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -72,3 +74,67 @@ def test_duplicates_keep_a_utm_online_past_the_timeout() -> None:
         out = Outputs()
         d.check(jst(9, minute) + timedelta(minutes=5), out)
         assert out.status_changes == [] and out.notices == []
+
+
+# --- contract_end for mails ------------------------------------------------------------------------
+
+END = date(2026, 12, 31)
+
+
+def jan(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime(2027, 1, 1, hh, mm, ss, tzinfo=TOKYO)
+
+
+def alert(alert_id: str, first: datetime, last: datetime | None = None, grade: int = 1, version: int = 1) -> Alert:
+    return Alert(alert_id=alert_id, tenant_id="t1", utm_id="u1", host_ip="192.168.1.10", host_mac=None, grade=grade,
+                 rule="r", title="t", first_seen=first, last_seen=last or first, event_count=version,
+                 categories=("malware",), recommended_action="caution", status="open" if grade else "investigating",
+                 insurance_eligible_until=None, version=version)
+
+
+def desk(**tenant: Any) -> MailDesk:
+    return MailDesk(SETTINGS, registry(contract_end=END, **tenant).tenants.get)
+
+
+def test_an_alert_of_the_last_day_is_mailed_the_day_after_and_one_of_a_later_event_never() -> None:
+    d = desk()
+    d.offer(AlertChange(alert("a", jst(23, 59, 50, day=31)), None, None), jst(23, 59, 50, day=31))
+    d.offer(AlertChange(alert("b", jan(0, 0, 5)), None, None), jan(0, 0, 5))
+    assert d.next_due() == jan(0, 0, 20)
+    [mail] = d.due(jan(0, 0, 20))
+    assert (mail.kind, mail.alert_ids, mail.sent_at) == ("alert", ("a",), jan(0, 0, 20))
+    assert d.next_due() is None
+
+
+def test_a_later_event_joining_a_pending_alert_neither_raises_nor_changes_what_is_mailed() -> None:
+    d = desk()
+    d.offer(AlertChange(alert("a", jst(23, 59, day=31)), None, None), jst(23, 59, day=31))
+    raised = alert("a", jst(23, 59, day=31), jan(0, 0, 10), grade=3, version=2)
+    d.offer(AlertChange(raised, 1, None), jan(0, 0, 10))
+    assert d.next_due() == jst(23, 59, 30, day=31)  # not the urgent time of the raise
+    [mail] = d.due(jst(23, 59, 30, day=31))
+    assert (mail.alert_ids, mail.grade) == (("a",), 1)
+
+
+def test_a_verdict_after_the_end_is_mailed_for_an_alert_of_events_before_it_only() -> None:
+    d = desk()
+    before, after = alert("a", jst(20, 0, day=31), grade=0), alert("b", jan(1, 0), grade=0)
+    for old in (before, after):
+        verdict = Verdict(old.alert_id, 2, "note", jan(12, 0))
+        new = Alert.from_record({**old.to_record(), "grade": 2, "status": "open", "version": 2})
+        mails = d.offer(AlertChange(new, 0, "investigation-report", verdict=verdict), jan(12, 0))
+        assert [m.kind for m in mails] == (["investigation-report"] if old is before else [])
+
+
+def test_no_utm_mail_after_the_last_day() -> None:
+    d = desk()
+    def notice(at: datetime) -> Notice:
+        return Notice("utm-down", "u1", "t1", at, at, at - timedelta(minutes=11), True)
+    assert [m.kind for m in d.notice(notice(jst(23, 59, day=31)), jst(23, 59, day=31))] == ["utm-down"]
+    assert d.notice(notice(jan(0, 0, 1)), jan(0, 0, 1)) == []
+
+
+def test_an_inactive_tenant_is_never_mailed() -> None:
+    d = desk(active=False)
+    d.offer(AlertChange(alert("a", jst(10, 0, day=31)), None, None), jst(10, 0, day=31))
+    assert d.due(jst(11, 0, day=31)) == []

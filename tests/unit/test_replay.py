@@ -126,3 +126,27 @@ def test_mails_due_at_or_before_a_records_time_go_before_it() -> None:
     assert [r["record"] for r in records] == ["alert", "utm_status", "mail", "alert", "mail"]
     assert [(m["sent_at"], len(m["alert_ids"])) for m in of(records, "mail")] == [
         (utc(jst(9, 0, 30)), 1), (utc(jst(9, 5, 30)), 1)]  # the second waits for the group interval
+
+
+# --- contract_end: inclusive, by the event's day ------------------------------------------------------
+
+def test_contract_end_is_judged_by_the_events_day_for_alerts_and_by_the_mails_day_for_utm_mails() -> None:
+    end = date(2026, 12, 31)
+    caught = {"action": "detected"}  # av malware that reached the host: grade 3
+    lines = [
+        beat("u00", jst(23, 50, day=31)),
+        event("u00", "e1", jst(23, 59, 50, day=31)),  # grade 1, due 00:00:20 on 1 January
+        beat("u00", datetime(2027, 1, 1, 0, 0, 10, tzinfo=TOKYO)),
+        event("u00", "e2", jst(23, 58, day=31), dst_ip="192.168.1.20", **caught),  # dated the 31st, arrives on the 1st
+        event("u00", "e3", datetime(2027, 1, 1, 0, 5, tzinfo=TOKYO), dst_ip="192.168.1.30", **caught),
+    ]
+    records = replay(lines, registry(contract_end=end), until=datetime(2027, 1, 2, 10, 0, tzinfo=TOKYO))
+    alerts = {r["first_seen"]: r for r in of(records, "alert")}
+    on_last_day, late_dated, after = (alerts[utc(jst(23, 59, 50, day=31))], alerts[utc(jst(23, 58, day=31))],
+                                      alerts[utc(datetime(2027, 1, 1, 0, 5, tzinfo=TOKYO))])
+    assert (late_dated["grade"], late_dated["insurance_eligible_until"]) == (3, "2027-01-30")
+    assert (after["grade"], after["insurance_eligible_until"]) == (3, None)
+    [mail] = of(records, "mail")  # no alert mail for the 1 January event, no utm-down or reminder after the 31st
+    assert (mail["kind"], mail["sent_at"], mail["grade"]) == ("alert", utc(jst(0, 0, 20, day=1, month=1, year=2027)), 3)
+    assert sorted(mail["alert_ids"]) == sorted([on_last_day["alert_id"], late_dated["alert_id"]])
+    assert [s["status"] for s in of(records, "utm_status")] == ["online", "offline"]
