@@ -19,6 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# The Japanese font of the monthly report's charts (scripts/fonts.sh on a development machine).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-ipaexfont-gothic \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
@@ -36,7 +41,7 @@ RUN groupadd --gid 10001 mimamori \
 
 USER 10001:10001
 WORKDIR /var/lib/mimamori
-ENV HOME=/tmp
+ENV HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
 EXPOSE 6066
 ENTRYPOINT ["mimamori"]
 CMD ["worker"]

@@ -20,7 +20,8 @@ REJECTION_REASONS = (
 )
 GRADE_STARS = {3: "★★★", 2: "★★☆", 1: "★☆☆", 0: ""}
 MAIL_KINDS = ("alert", "utm-down", "utm-down-reminder", "utm-recovered", "investigation-report", "regrade",
-              "maintenance-planned", "maintenance-emergency", "fault", "firmware", "notice-cancelled")
+              "maintenance-planned", "maintenance-emergency", "fault", "firmware", "notice-cancelled",
+              "monthly-report")
 UtmStatusName = Literal["never_seen", "online", "offline"]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mimamori needs into the checkout, once: a virtual environment with the package
-# (editable) and its pinned dependencies. Cheap when nothing changed.
+# (editable) and its pinned dependencies, and the Japanese font of the report charts
+# (scripts/fonts.sh). Cheap when nothing changed.
 #   scripts/bootstrap.sh [--test]    --test also installs the test extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,3 +20,4 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   "$VENV/bin/pip" install -q -e "$ROOT$EXTRAS" > "$VENV/install.log" 2>&1 || { cat "$VENV/install.log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+"$ROOT/scripts/fonts.sh" install

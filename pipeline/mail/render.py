@@ -17,7 +17,7 @@ from pipeline.mail.text import defang, defang_links, one_line, paragraph
 from pipeline.models import GRADE_STARS, Alert, Event, Mail, Tenant, Verdict, iso
 from pipeline.resources import TEMPLATES
 
-__all__ = ["defang", "render_alert_mail", "render_utm_mail", "render_verdict_mail", "message_id_for", "LOCALES"]
+__all__ = ["compose", "defang", "render_alert_mail", "render_utm_mail", "render_verdict_mail", "message_id_for", "LOCALES"]
 
 LOCALES = ("ja", "en")
 UTM_KINDS = ("utm-down", "utm-down-reminder", "utm-recovered")
@@ -109,9 +109,10 @@ def _alert_view(alert: Alert, events: list[Event], when: _Clock) -> dict[str, An
 def _compose(
     *, kind: str, tenant: Tenant, subject: str, text: str, html: str | None, now: datetime, tz: ZoneInfo,
     sender: str, message_id: str, headers: dict[str, str], grade: int | None, alert_ids: tuple[str, ...],
-    utm_id: str | None, recipients: tuple[str, ...] | None = None,
+    utm_id: str | None, recipients: tuple[str, ...] | None = None, images: dict[str, bytes] | None = None,
 ) -> Mail:
-    """`recipients` default to the tenant's alert addresses (`notify_emails`)."""
+    """`recipients` default to the tenant's alert addresses (`notify_emails`); `images` (Content-ID -> PNG)
+    go with the HTML part."""
     addresses = tenant.notify_emails if recipients is None else recipients
     to = tuple(one_line(address, 254) for address in addresses[:MAX_RECIPIENTS])
     ascii_only = all(address.isascii() for address in (*to, sender))
@@ -129,6 +130,10 @@ def _compose(
     message.set_content(text, subtype="plain", charset="utf-8", cte="base64")
     if html is not None:
         message.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+        html_part = message.get_payload()[-1]
+        for cid, png in (images or {}).items():
+            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>",
+                                  filename=f"{cid.split('@')[0]}.png")
     return Mail(
         message_id=message_id, kind=kind, tenant_id=tenant.tenant_id, to=to, subject=subject, grade=grade,
         alert_ids=alert_ids, utm_id=utm_id, sent_at=now, raw=message.as_string(),

@@ -13,6 +13,8 @@ GRANT SELECT ON {db}.portal_alerts TO portal_reader;
 GRANT SELECT ON {db}.portal_utm_status TO portal_reader;
 GRANT SELECT ON {db}.portal_peer_average_daily TO portal_reader;
 GRANT SELECT ON {db}.portal_web_usage_daily TO portal_reader;
+GRANT SELECT ON {db}.portal_utm_status_changes TO portal_reader;
+GRANT SELECT ON {db}.portal_threat_categories_daily TO portal_reader;
 
 CREATE ROLE IF NOT EXISTS analyst_reader;
 GRANT SELECT ON {db}.analyst_threats_daily TO analyst_reader;

@@ -1,0 +1,97 @@
+"""One tenant's month, read from the portal views only (sql/queries/view_*.sql and report_*.sql)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipeline.models import Tenant
+from pipeline.report.schedule import Month, local_instant
+from pipeline.store.backends import Store
+from pipeline.store.sqlfiles import query_sql
+from pipeline.store.views import read_view
+
+
+@dataclass(frozen=True)
+class MonthData:
+    """The rows of the views for one tenant and the days of the month it was in service."""
+
+    tenant: Tenant
+    month: Month
+    tz: ZoneInfo
+    days: tuple[date, ...]
+    start: datetime
+    """The first instant counted: local midnight of the first day in service (UTC)."""
+    end: datetime
+    """The end of the last day counted, or the time of gathering if that is earlier (UTC)."""
+    as_of: datetime
+    detections: list[dict[str, Any]]
+    peers: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    utms: list[dict[str, Any]]
+    status_before: dict[str, str]
+    status_changes: list[dict[str, Any]]
+    categories: list[dict[str, Any]]
+
+
+_TIMES = ("first_seen", "last_seen", "at", "offline_since")
+
+
+def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Times and days as Python values: the embedded engine gives text, the server typed values."""
+    for row in rows:
+        for name in _TIMES:
+            value = row.get(name)
+            if isinstance(value, str):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                row[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        for name in ("day", "insurance_eligible_until", "service_start", "contract_end"):
+            if isinstance(row.get(name), str):
+                row[name] = date.fromisoformat(row[name])
+    return rows
+
+
+def service_days(tenant: Tenant, month: Month) -> tuple[date, ...]:
+    """The days of `month` in the tenant's service: from its service start to its contract end."""
+    return tuple(d for d in month.days()
+                 if (tenant.service_start is None or d >= tenant.service_start)
+                 and (tenant.contract_end is None or d <= tenant.contract_end))
+
+
+def gather_month(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, as_of: datetime) -> MonthData:
+    days = service_days(tenant, month)
+    first, last = (days[0], days[-1]) if days else (month.first_day, month.last_day)
+    start = local_instant(first, None, tz)
+    end = min(local_instant(last + timedelta(days=1), None, tz), max(as_of, start))
+    zone = str(tz)
+
+    def view(name: str, **extra: Any) -> list[dict[str, Any]]:
+        return _typed(read_view(store, name, tz=zone, from_day=first, to_day=last, **extra))
+
+    tid = tenant.tenant_id
+    before = store.query(query_sql("report_utm_status_before"), {"tenant": tid, "before": start})
+    return MonthData(
+        tenant=tenant, month=month, tz=tz, days=days, start=start, end=end, as_of=as_of,
+        detections=view("portal_detections_daily", tenant=tid) if days else [],
+        peers=view("portal_peer_average_daily") if days else [],
+        alerts=[a for a in view("portal_alerts", tenant=tid)
+                if first <= a["first_seen"].astimezone(tz).date() <= last] if days else [],
+        utms=_typed(read_view(store, "portal_utm_status", tz=zone, tenant=tid)),
+        status_before={row["utm_id"]: row["status"] for row in before},
+        status_changes=[c for c in view("portal_utm_status_changes", tenant=tid) if start <= c["at"] < end],
+        categories=view("portal_threat_categories_daily", tenant=tid) if days else [],
+    )
+
+
+def read_tenant(store: Store, tenant_id: str) -> Tenant | None:
+    """The tenant as the store's registry mirror has it (for rendering outside a worker)."""
+    rows = store.query(query_sql("report_tenant"), {"tenant": tenant_id})
+    if not rows:
+        return None
+    row = _typed(rows)[0]
+    return Tenant(
+        tenant_id=row["tenant_id"], name=row["name"], notify_emails=tuple(row["notify_emails"]),
+        admin_emails=tuple(row["admin_emails"] or ()), locale=row["locale"] or "ja", service_start=row["service_start"], contract_end=row["contract_end"],
+        industry=row["industry"], region=row["region"], size_band=row["size_band"], active=bool(row["active"]),
+    )
