@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
 import faust
+import orjson
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
@@ -94,6 +95,20 @@ class Context:
                 log.error("store write %s failed, retrying in %.1fs: %s", what, delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
+
+    async def publish_outbox(self, mails: list[Any]) -> None:
+        """Put rendered mails (pipeline.models.Mail) into the mail outbox, keyed by tenant_id, and
+        wait until Kafka acknowledged them (retried like every batch's messages)."""
+        if not mails:
+            return
+
+        async def send() -> list[Any]:
+            return [await self.topics.outbox.send(key=mail.tenant_id, value=orjson.dumps(mail.to_record()))
+                    for mail in mails]
+
+        await self.deliver_all("mail-outbox", send)
+        for mail in mails:
+            self.metrics.mails.labels(mail.kind).inc()
 
     async def deliver_all(self, what: str, send: Callable[[], Awaitable[list[Any]]], *,
                           max_delay: float = 30.0) -> None:

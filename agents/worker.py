@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import faust
 from prometheus_client import generate_latest
 
-from agents import detect, mail
+from agents import detect, mail, notices
 from agents.app import make_app
 from agents.context import Channels, Context
 from agents.registry import register_follower, register_mirrors
@@ -44,6 +44,7 @@ def build_app(settings: Settings, app_id: str = "mimamori", *, store: Store | No
     register_mirrors(ctx)
     ctx.utm_side = detect.register(ctx)
     ctx.mail_side, _ = mail.register(ctx)
+    notices.register(ctx)
     _web_pages(ctx)
     app.finalize()
     return app

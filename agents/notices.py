@@ -1,0 +1,83 @@
+"""Service notices in the worker: one agent on the single-partition `service.notices` topic (so
+one worker owns each broadcast, and reads the versions of a notice in order) writes each version
+to the store's `notices` table for the portal, then mails it to the concerned tenants' admins
+through the mail outbox, paced at MIMAMORI_NOTICE_MAIL_RATE.
+
+A batch is acknowledged only after its rows are stored and all its mails are in the outbox. A
+worker that dies mid-broadcast reads the batch again and renders the same mails with the same
+Message-IDs (notice id, version, tenant); the sender's ledger drops the ones already delivered.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+
+from agents.context import Context, log
+from pipeline.notices.mail import notice_mails
+from pipeline.notices.pacing import paced_chunks
+from pipeline.notices.topic import NoticeBook
+from pipeline.store.rows import notice_removed_row, notice_row
+from pipeline.store.sink import batch_token
+
+AGENT = "notices"
+
+
+class NoticeDesk:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.book = NoticeBook()
+
+    async def take(self, events: list[faust.EventT]) -> None:
+        ctx = self.ctx
+        follower = ctx.registry_follower
+        if follower is not None:
+            await follower.wait_ready()  # the audience is judged on the whole registry
+        now = ctx.clock.now()
+        rows: dict[str, dict[str, Any]] = {}
+        taken = []
+        for event in events:
+            key = event.key
+            notice = self.book.apply(key, event.value)
+            if key is None:
+                continue
+            if event.value is None:
+                rows[key.decode(errors="replace")] = notice_removed_row(key.decode(errors="replace"), now)
+            elif notice is None:
+                ctx.metrics.agent_errors.labels(AGENT).inc()
+            else:
+                rows[notice.notice_id] = notice_row(notice, now)
+                taken.append(notice)
+        if rows:
+            batch = list(rows.values())
+            await ctx.durably("notices", lambda: ctx.store.insert("notices", batch, dedup_token=batch_token("notices", batch)))
+        for notice in taken:
+            mails = notice_mails(notice, ctx.registry, ctx.clock.now(), ctx.settings.tz)
+            if mails:
+                log.info("notice %s version %d: %d mail(s)", notice.notice_id, notice.version, len(mails))
+            for chunk, pause in paced_chunks(mails, ctx.settings.notice_mail_rate):
+                await ctx.publish_outbox(list(chunk))
+                ctx.progressed(AGENT)
+                if pause:
+                    await asyncio.sleep(pause)
+        if taken:
+            await ctx.app.producer.flush()
+        ctx.progressed(AGENT)
+
+
+def register(ctx: Context) -> NoticeDesk:
+    desk = NoticeDesk(ctx)
+    topic = ctx.app.topic(ctx.settings.topics.notices, key_type=bytes, key_serializer="raw",
+                          value_serializer="raw", partitions=1)
+
+    @ctx.app.agent(topic, name=AGENT)
+    async def notices(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(100, within=1.0):
+            try:
+                await desk.take(list(events))
+            except Exception:
+                ctx.metrics.agent_errors.labels(AGENT).inc()
+                log.exception("a batch of service notices could not be taken")
+
+    return desk
