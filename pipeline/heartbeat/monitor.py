@@ -2,6 +2,11 @@
 
 Pure: the clock comes in as `now` (aware UTC). The worker keeps `state_of` of each UTM in a table
 keyed utm_id and `monitor_state` once; `load` and `load_monitor_state` rebuild it after a restart.
+
+Online UTMs are kept in two silence schedules: `_online` (heard within half the timeout at the
+last check) and `_quiet` (silent longer than that). The mass-outage guard counts the quiet and the
+offline ones, so UTMs cut at one moment are counted together half a timeout after the cut, before
+any of them crosses the timeout, however their last heartbeats straddle the checks.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ class UtmMonitor:
         self._min = mass_outage_min
         self._utms: dict[str, UtmState] = {}
         self._online = SilenceSchedule()
+        self._quiet = SilenceSchedule()
         self._offline: dict[str, None] = {}
         self.last_daily_check: date | None = self._last_daily_day_before(started_at)
         self.mass_outage_since: datetime | None = None
@@ -61,6 +67,11 @@ class UtmMonitor:
     @property
     def offline_count(self) -> int:
         return len(self._offline)
+
+    @property
+    def silent_count(self) -> int:
+        """UTMs silent for more than half the timeout at the last check, offline ones included."""
+        return len(self._quiet) + len(self._offline)
 
     def status_of(self, utm_id: str) -> str:
         state = self._utms.get(utm_id)
@@ -78,9 +89,9 @@ class UtmMonitor:
         state.tenant_id = tenant_id
         if state.status == ONLINE:
             if now > state.last_seen:
-                second = second_of(now)
-                self._online.move(utm_id, state.second, second)
-                state.last_seen, state.second = now, second
+                self._schedule_of(state).remove(utm_id, state.second)
+                state.last_seen, state.second, state.quiet = now, second_of(now), False
+                self._online.add(utm_id, state.second)
             return result
         result.notices.append(self._recovery_notice(utm_id, state, now))
         del self._offline[utm_id]
@@ -89,17 +100,19 @@ class UtmMonitor:
         state.reminded_on = None
         if now > state.last_seen:
             state.last_seen = now
-        state.second = second_of(state.last_seen)
+        state.second, state.quiet = second_of(state.last_seen), False
         self._online.add(utm_id, state.second)
         result.status_changes.append(self._change(utm_id, state, now))
         return result
 
     def check(self, now: datetime) -> MonitorResult:
-        """Run at least once a minute: timeouts, the mass-outage guard, the daily reminder."""
+        """Run once a minute: the mass-outage guard, timeouts, the daily reminder."""
         result = MonitorResult()
         day = now.astimezone(self.tz).date()
-        newly_offline = self._take_silent(now, result) if now >= self.grace_until else []
-        outage_ended = self._judge_mass_outage(now, result)
+        self._take_quiet(now)
+        in_grace = now < self.grace_until
+        outage_ended = self._judge_mass_outage(now, result, may_start=not in_grace)
+        newly_offline = [] if in_grace else self._take_silent(now, result)
         for utm_id in newly_offline:
             state = self._utms[utm_id]
             if self.mass_outage:
@@ -126,7 +139,7 @@ class UtmMonitor:
         if state is None:
             return
         if state.status == ONLINE:
-            self._online.remove(utm_id, state.second)
+            self._schedule_of(state).remove(utm_id, state.second)
         else:
             del self._offline[utm_id]
 
@@ -151,23 +164,35 @@ class UtmMonitor:
         self.last_daily_check = date.fromisoformat(last) if last else None
         self.mass_outage_since = parse_time(since) if since else None
 
+    def _schedule_of(self, state: UtmState) -> SilenceSchedule:
+        return self._quiet if state.quiet else self._online
+
+    def _take_quiet(self, now: datetime) -> None:
+        """Move the online UTMs silent for more than half the timeout to the quiet schedule."""
+        cutoff = now - self.timeout / 2
+        for utm_id in self._online.take_silent(cutoff.timestamp(), lambda u: self._utms[u].last_seen < cutoff):
+            state = self._utms[utm_id]
+            state.quiet = True
+            self._quiet.add(utm_id, state.second)
+
     def _take_silent(self, now: datetime, result: MonitorResult) -> list[str]:
         cutoff = now - self.timeout
-        silent = self._online.take_silent(cutoff.timestamp(), lambda u: self._utms[u].last_seen < cutoff)
+        silent = self._quiet.take_silent(cutoff.timestamp(), lambda u: self._utms[u].last_seen < cutoff)
         for utm_id in silent:
             state = self._utms[utm_id]
-            state.status, state.offline_since = OFFLINE, now
+            state.status, state.offline_since, state.quiet = OFFLINE, now, False
             state.down_mailed = state.down_pending = False
             state.reminded_on = None
             self._offline[utm_id] = None
             result.status_changes.append(self._change(utm_id, state, now))
         return silent
 
-    def _judge_mass_outage(self, now: datetime, result: MonitorResult) -> bool:
-        """Update the guard; True when an outage ended in this check."""
-        silent = len(self._offline)
+    def _judge_mass_outage(self, now: datetime, result: MonitorResult, may_start: bool) -> bool:
+        """Update the guard; True when an outage ended in this check. In the start-up grace an
+        outage may end but not start: silences then may be only our own pause."""
+        silent = self.silent_count
         holds = silent >= self._min and silent > self._share * len(self._utms)
-        if holds and not self.mass_outage:
+        if holds and not self.mass_outage and may_start:
             self.mass_outage_since = now
             result.incidents.append(Incident("mass_outage", "start", silent, now))
         elif not holds and self.mass_outage:
@@ -202,9 +227,13 @@ class UtmMonitor:
         return self._notice("utm-down-reminder", utm_id, state, now, self._held_back(utm_id, state, day), day)
 
     def _recovery_notice(self, utm_id: str, state: UtmState, now: datetime) -> Notice:
-        reason = self._held_back(utm_id, state, now.astimezone(self.tz).date())
-        if reason is None and not state.down_mailed:
-            reason = "down_not_mailed"
+        """Mailed when the customer was told of the stop, even during a mass outage."""
+        if not self._mailable(utm_id, state.tenant_id, now.astimezone(self.tz).date()):
+            reason: str | None = "not_mailable"
+        elif state.down_mailed:
+            reason = None
+        else:
+            reason = "mass_outage" if state.down_pending else "down_not_mailed"
         return self._notice("utm-recovered", utm_id, state, now, reason)
 
     @staticmethod

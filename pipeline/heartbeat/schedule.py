@@ -13,19 +13,23 @@ class SilenceSchedule:
     def __init__(self) -> None:
         self._buckets: dict[int, dict[str, None]] = {}
         self._seconds: list[int] = []
+        self._count = 0
 
     def add(self, utm_id: str, second: int) -> None:
         bucket = self._buckets.get(second)
         if bucket is None:
             bucket = self._buckets[second] = {}
             heapq.heappush(self._seconds, second)
-        bucket[utm_id] = None
+        if utm_id not in bucket:
+            bucket[utm_id] = None
+            self._count += 1
 
     def remove(self, utm_id: str, second: int) -> None:
         bucket = self._buckets.get(second)
-        if bucket is None:
+        if bucket is None or utm_id not in bucket:
             return
-        bucket.pop(utm_id, None)
+        del bucket[utm_id]
+        self._count -= 1
         if not bucket:
             del self._buckets[second]
 
@@ -58,7 +62,8 @@ class SilenceSchedule:
                 del buckets[second]
             silent.extend(due)
             break
+        self._count -= len(silent)
         return silent
 
     def __len__(self) -> int:
-        return sum(len(b) for b in self._buckets.values())
+        return self._count

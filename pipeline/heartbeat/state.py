@@ -17,6 +17,8 @@ class UtmState:
     """`down_mailed`: the customer was told of the current outage.
     `down_pending`: it went down during a mass outage; its utm-down waits for the outage to end.
     `reminded_on`: the local day of the last daily reminder, so a restart never repeats it.
+    `quiet`: online but silent for more than half the timeout at the last check (not saved: the
+    first check after a restart finds it again).
     """
 
     tenant_id: str
@@ -27,6 +29,7 @@ class UtmState:
     down_pending: bool = False
     reminded_on: date | None = None
     second: int = 0
+    quiet: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

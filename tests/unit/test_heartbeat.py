@@ -202,7 +202,7 @@ def test_mass_outage_holds_while_enough_stay_silent_and_the_returned_get_nothing
     m = monitor()
     ids = fleet(m, 40, jst(1, 12, 0))
     for utm_id in ids[20:]:
-        m.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 5))
+        m.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 8))
     start = m.check(jst(1, 12, 11))  # 20 of 40 silent
     assert [(i.kind, i.state, i.utms, i.at) for i in start.incidents] == [("mass_outage", "start", 20, jst(1, 12, 11))]
     assert len(start.status_changes) == 20
@@ -238,21 +238,23 @@ def test_mass_outage_needs_both_the_share_and_the_minimum() -> None:
     few = monitor()
     ids = fleet(few, 20, jst(1, 12, 0))
     for utm_id in ids[9:]:
-        few.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 5))
+        few.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 8))
     result = few.check(jst(1, 12, 11))  # 9 of 20: 45% but fewer than 10
     assert result.incidents == [] and all(n.mailed for n in result.notices) and len(result.notices) == 9
 
     small_share = monitor()
     ids = fleet(small_share, 60, jst(1, 12, 0))
     for utm_id in ids[12:]:
-        small_share.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 5))
+        small_share.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 8))
     result = small_share.check(jst(1, 12, 11))  # 12 of 60: exactly 20%, not more
     assert result.incidents == [] and len(result.mails) == 12
     for utm_id in ids[13:]:
-        small_share.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 6))
-    result = small_share.check(jst(1, 12, 15, 30))  # 13 of 60: more than 20%
+        small_share.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 12))
+    result = small_share.check(jst(1, 12, 15, 30))  # 13 of 60 silent for more than 5 min: more than 20%
     assert [(i.state, i.utms) for i in result.incidents] == [("start", 13)]
-    assert [(n.utm_id, n.mailed) for n in result.notices] == [(ids[12], False)]
+    assert result.notices == []  # ids[12] is not past the timeout yet
+    result = small_share.check(jst(1, 12, 18, 30))
+    assert [(n.utm_id, n.mailed, n.reason) for n in result.notices] == [(ids[12], False, "mass_outage")]
 
 
 def test_reminders_during_a_mass_outage_are_not_mailed() -> None:
@@ -379,3 +381,96 @@ def test_restart_during_a_mass_outage_keeps_the_held_downs_and_releases_them_onc
     assert [(i.state, i.utms) for i in end.incidents] == [("end", 1)]
     assert [(n.identity, n.mailed) for n in end.notices] == [(held.notices[0].identity, True)]
     assert restarted.check(jst(1, 12, 33)).notices == []
+
+
+# --- mass outage counted at half the timeout (issue 16) ----------------------------------------------
+
+def run_cut(m: UtmMonitor, start: datetime, end: datetime, cut: set[str], cut_at: datetime,
+            back: dict[str, datetime], n: int = 20) -> list[tuple[datetime, object]]:
+    """n UTMs beating once a minute at spread seconds (u00 at :00, u01 at :03, ...), checks at whole
+    minutes; the `cut` ones are silent from `cut_at` until their time in `back`. Returns every notice,
+    incident and status change with the time it came."""
+    got: list[tuple[datetime, object]] = []
+    now = start
+    while now <= end:
+        for i in range(n):
+            utm_id = f"u{i:02d}"
+            silent = utm_id in cut and cut_at < now < back.get(utm_id, end + timedelta(days=1))
+            if now.second == (3 * i) % 60 and not silent:
+                r = m.sign_of_life(utm_id, "t" + utm_id, now)
+                got += [(now, x) for x in (*r.notices, *r.status_changes)]
+        if now.second == 0:
+            r = m.check(now)
+            got += [(now, x) for x in (*r.incidents, *r.notices, *r.status_changes)]
+        now += timedelta(seconds=1)
+    return got
+
+
+CUT = {f"u{i:02d}" for i in range(13)}
+
+
+def test_a_cut_of_13_of_20_spread_utms_is_an_outage_before_any_crosses_the_timeout_and_mails_nothing() -> None:
+    m = monitor(started_at=jst(1, 8, 0))
+    back = {u: jst(1, 8, 55) for u in CUT}  # all back between two checks, during the outage
+    got = run_cut(m, jst(1, 8, 20), jst(1, 9, 10), CUT, jst(1, 8, 31, 20), back)
+    incidents = [(t, x.state, x.utms) for t, x in got if x.__class__.__name__ == "Incident"]
+    offline = [t for t, x in got if getattr(x, "status", None) == "offline"]
+    assert incidents[0][1] == "start" and incidents[0][0] < min(offline)
+    assert incidents[0][0] == jst(1, 8, 37)  # the first check at which 10 of them are over 5 min silent
+    assert incidents[-1][:2] == (jst(1, 8, 56), "end")
+    assert [x for _, x in got if isinstance(x, Notice) and x.mailed] == []
+    assert {x.kind for _, x in got if isinstance(x, Notice)} == {"utm-down", "utm-recovered"}
+    assert all(x.reason == "mass_outage" for _, x in got if isinstance(x, Notice))
+    assert len(offline) == 13 and all(m.status_of(u) == "online" for u in CUT)
+
+
+def test_at_the_end_of_an_outage_the_still_silent_get_utm_down_at_its_time_with_their_offline_since() -> None:
+    m = monitor(started_at=jst(1, 8, 0))
+    back = {u: jst(1, 8, 55) for u in sorted(CUT)[:10]}  # 3 stay silent: the outage ends (3 < 10)
+    got = run_cut(m, jst(1, 8, 20), jst(1, 8, 59), CUT, jst(1, 8, 31, 20), back)
+    mailed = [(t, x.kind, x.utm_id, x.offline_since) for t, x in got if isinstance(x, Notice) and x.mailed]
+    went_down = {x.utm_id: x.offline_since for _, x in got if getattr(x, "status", None) == "offline"}
+    assert [(t, k, u) for t, k, u, _ in mailed] == [(jst(1, 8, 56), "utm-down", u) for u in ("u10", "u11", "u12")]
+    assert all(since == went_down[u] < jst(1, 8, 56) for _, _, u, since in mailed)
+
+
+def test_a_utm_mailed_down_before_the_outage_gets_its_recovery_during_it() -> None:
+    m = monitor()
+    ids = fleet(m, 20, jst(1, 12, 0))
+    for utm_id in ids[1:]:
+        m.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 8))
+    assert kinds(m.check(jst(1, 12, 11)).notices) == [("utm-down", "u00", True)]
+    for utm_id in ids[11:]:
+        m.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 16))
+    assert [i.state for i in m.check(jst(1, 12, 14)).incidents] == ["start"]  # u00 and 10 others silent
+    assert kinds(m.sign_of_life("u00", "tu00", jst(1, 12, 15)).notices) == [("utm-recovered", "u00", True)]
+    assert m.mass_outage
+
+
+def test_only_more_than_half_the_timeout_counts_toward_an_outage() -> None:
+    m = monitor()
+    fleet(m, 10, jst(1, 12, 0))
+    assert m.check(jst(1, 12, 5)).incidents == [] and m.silent_count == 0
+    assert [(i.state, i.utms) for i in m.check(jst(1, 12, 5, 1)).incidents] == [("start", 10)]
+
+
+def test_a_utm_not_yet_past_the_timeout_when_the_outage_ends_goes_down_as_usual_later() -> None:
+    m = monitor()
+    ids = fleet(m, 11, jst(1, 12, 0))
+    assert [i.state for i in m.check(jst(1, 12, 6)).incidents] == ["start"]
+    for utm_id in ids[1:]:
+        m.sign_of_life(utm_id, "t" + utm_id, jst(1, 12, 7))
+    end = m.check(jst(1, 12, 8))
+    assert [i.state for i in end.incidents] == ["end"] and end.notices == []
+    assert m.check(jst(1, 12, 10)).notices == []
+    assert kinds(m.check(jst(1, 12, 11)).notices) == [("utm-down", "u00", True)]
+
+
+def test_an_outage_does_not_start_in_the_start_up_grace() -> None:
+    started = jst(1, 12, 0)
+    m = rebuild({f"u{i:02d}": {"tenant_id": "t", "status": "online", "last_seen": "2024-05-01T02:50:00Z"}
+                 for i in range(12)}, None, started)
+    assert m.check(started + timedelta(minutes=1)).incidents == []
+    assert m.silent_count == 12 and not m.mass_outage
+    result = m.check(started + TIMEOUT)
+    assert [i.state for i in result.incidents] == ["start"] and not result.mails

@@ -52,6 +52,7 @@ def test_monitor_statuses_match_a_plain_rule(ops) -> None:
                    mailable=lambda u, t, d: True, mass_outage_min=10**9)
     seen: dict[str, datetime] = {}
     offline: set[str] = set()
+    quiet: set[str] = set()  # online, silent for more than half the timeout at the last check
     now = BASE
     for op, n, micros in ops:
         now += timedelta(microseconds=micros)
@@ -60,17 +61,21 @@ def test_monitor_statuses_match_a_plain_rule(ops) -> None:
             m.sign_of_life(utm_id, "t", now)
             seen[utm_id] = now
             offline.discard(utm_id)
+            quiet.discard(utm_id)
         elif op == "forget":
             m.forget(utm_id)
             seen.pop(utm_id, None)
             offline.discard(utm_id)
+            quiet.discard(utm_id)
         elif op == "check":
             m.check(now)
             if now >= BASE + timeout:
                 offline |= {u for u, t in seen.items() if now - t > timeout}
+            quiet = {u for u, t in seen.items() if now - t > timeout / 2} - offline
         for u in (f"u{i}" for i in range(8)):
             expected = "never_seen" if u not in seen else ("offline" if u in offline else "online")
             assert m.status_of(u) == expected
+        assert m.silent_count == len(quiet) + len(offline)
     assert (m.seen_count, m.offline_count) == (len(seen), len(offline))
 
 

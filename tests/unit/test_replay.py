@@ -150,3 +150,43 @@ def test_contract_end_is_judged_by_the_events_day_for_alerts_and_by_the_mails_da
     assert (mail["kind"], mail["sent_at"], mail["grade"]) == ("alert", utc(jst(0, 0, 20, day=1, month=1, year=2027)), 3)
     assert sorted(mail["alert_ids"]) == sorted([on_last_day["alert_id"], late_dated["alert_id"]])
     assert [s["status"] for s in of(records, "utm_status")] == ["online", "offline"]
+
+
+# --- mass outage ------------------------------------------------------------------------------------
+
+def spread_beats(start: datetime, end: datetime, silent: dict[str, tuple[datetime, datetime]], n: int = 20) -> list[bytes]:
+    """n UTMs beating once a minute, u00 at :00, u01 at :03, ...; each of `silent` not between its two times."""
+    lines = []
+    now = start
+    while now < end:
+        for i in range(n):
+            utm_id = f"u{i:02d}"
+            cut = silent.get(utm_id)
+            if now.second == (3 * i) % 60 and not (cut and cut[0] < now < cut[1]):
+                lines.append(beat(utm_id, now))
+        now += timedelta(seconds=1)
+    return lines
+
+
+def test_a_cut_of_13_of_20_utms_mails_no_customer_until_the_outage_ends() -> None:
+    cut_at, back = jst(8, 31, 20), jst(8, 55)
+    silent = {f"u{i:02d}": (cut_at, back) for i in range(10)}
+    silent |= {f"u{i:02d}": (cut_at, jst(23, 0)) for i in range(10, 13)}  # these three stay silent
+    records = replay(spread_beats(jst(8, 20), jst(8, 59), silent), registry(20))
+    kinds = [r["record"] for r in records]
+    start, end = kinds.index("incident"), len(kinds) - 1 - kinds[::-1].index("incident")
+    assert [(r["state"], r["at"], r["utms"]) for r in of(records, "incident")] == [
+        ("start", utc(jst(8, 37)), 13), ("end", utc(jst(8, 56)), 3)]
+    first_offline = next(n for n, r in enumerate(records) if r.get("status") == "offline")
+    assert "mail" not in kinds[:end] and first_offline > start
+    assert mails(records) == [("utm-down", f"u{i}", utc(jst(8, 56))) for i in (10, 11, 12)]
+    went_down = {r["utm_id"]: r["at"] for r in of(records, "utm_status") if r["status"] == "offline"}
+    assert len(went_down) == 13 and max(went_down.values()) < utc(jst(8, 56))
+
+
+def test_a_utm_mailed_down_before_an_outage_is_mailed_its_recovery_during_it() -> None:
+    silent = {"u19": (jst(8, 5), jst(8, 45))}  # beats at :57; last seen 08:04:57, down at the 08:15 check
+    silent |= {f"u{i:02d}": (jst(8, 31, 20), jst(8, 55)) for i in range(13)}
+    records = replay(spread_beats(jst(8, 0), jst(8, 50), silent), registry(20))
+    assert [(r["state"], r["at"]) for r in of(records, "incident")] == [("start", utc(jst(8, 37)))]
+    assert mails(records) == [("utm-down", "u19", utc(jst(8, 15))), ("utm-recovered", "u19", utc(jst(8, 45, 57)))]
