@@ -45,6 +45,7 @@ class UtmMonitor:
         self.timeout = timeout
         self.daily_at = daily_at
         self.tz = tz
+        self.started_at = started_at
         self.grace_until = started_at + timeout
         self._mailable = mailable
         self._share = mass_outage_share
@@ -110,9 +111,8 @@ class UtmMonitor:
         result = MonitorResult()
         day = now.astimezone(self.tz).date()
         self._take_quiet(now)
-        in_grace = now < self.grace_until
-        outage_ended = self._judge_mass_outage(now, result, may_start=not in_grace)
-        newly_offline = [] if in_grace else self._take_silent(now, result)
+        outage_ended = self._judge_mass_outage(now, result)
+        newly_offline = self._take_silent(now, result) if now >= self.grace_until else []
         for utm_id in newly_offline:
             state = self._utms[utm_id]
             if self.mass_outage:
@@ -168,7 +168,11 @@ class UtmMonitor:
         return self._quiet if state.quiet else self._online
 
     def _take_quiet(self, now: datetime) -> None:
-        """Move the online UTMs silent for more than half the timeout to the quiet schedule."""
+        """Move the online UTMs silent for more than half the timeout to the quiet schedule. As
+        with the start-up grace, silence counts from the start at the earliest: before it we were
+        not listening (a restart after our own pause is no outage of the UTMs)."""
+        if now - self.started_at <= self.timeout / 2:
+            return
         cutoff = now - self.timeout / 2
         for utm_id in self._online.take_silent(cutoff.timestamp(), lambda u: self._utms[u].last_seen < cutoff):
             state = self._utms[utm_id]
@@ -187,12 +191,11 @@ class UtmMonitor:
             result.status_changes.append(self._change(utm_id, state, now))
         return silent
 
-    def _judge_mass_outage(self, now: datetime, result: MonitorResult, may_start: bool) -> bool:
-        """Update the guard; True when an outage ended in this check. In the start-up grace an
-        outage may end but not start: silences then may be only our own pause."""
+    def _judge_mass_outage(self, now: datetime, result: MonitorResult) -> bool:
+        """Update the guard; True when an outage ended in this check."""
         silent = self.silent_count
         holds = silent >= self._min and silent > self._share * len(self._utms)
-        if holds and not self.mass_outage and may_start:
+        if holds and not self.mass_outage:
             self.mass_outage_since = now
             result.incidents.append(Incident("mass_outage", "start", silent, now))
         elif not holds and self.mass_outage:

@@ -466,11 +466,12 @@ def test_a_utm_not_yet_past_the_timeout_when_the_outage_ends_goes_down_as_usual_
     assert kinds(m.check(jst(1, 12, 11)).notices) == [("utm-down", "u00", True)]
 
 
-def test_an_outage_does_not_start_in_the_start_up_grace() -> None:
+def test_after_a_restart_silence_counts_from_the_start() -> None:
     started = jst(1, 12, 0)
     m = rebuild({f"u{i:02d}": {"tenant_id": "t", "status": "online", "last_seen": "2024-05-01T02:50:00Z"}
-                 for i in range(12)}, None, started)
+                 for i in range(12)}, None, started)  # last seen 11:50, before a 10 min pause of ours
     assert m.check(started + timedelta(minutes=1)).incidents == []
-    assert m.silent_count == 12 and not m.mass_outage
-    result = m.check(started + TIMEOUT)
-    assert [i.state for i in result.incidents] == ["start"] and not result.mails
+    assert m.check(started + TIMEOUT / 2).incidents == [] and m.silent_count == 0
+    result = m.check(started + TIMEOUT / 2 + timedelta(seconds=1))
+    assert [(i.state, i.utms) for i in result.incidents] == [("start", 12)] and result.notices == []
+    assert not m.check(started + TIMEOUT + timedelta(seconds=1)).mails
