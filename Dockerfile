@@ -28,11 +28,12 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY agents ./agents
+COPY mimamori ./mimamori
 COPY sql ./sql
 COPY schemas ./schemas
 COPY templates ./templates
 RUN pip install -e /app \
-    && python -m compileall -q /app/pipeline /app/agents \
+    && python -m compileall -q /app/pipeline /app/agents /app/mimamori \
     && mimamori --help > /dev/null
 
 RUN groupadd --gid 10001 mimamori \

@@ -28,7 +28,7 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.worker_load import Load, make_load
-from pipeline.producer import registry_records
+from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from tests.support.services import ROOT, KafkaService, kafka_service
 from tests.support.worker import WorkerProcess
@@ -201,8 +201,7 @@ def _function(frame: str) -> str:
 def _ours(frame: str) -> bool:
     """py-spy names the project's files relative to the working directory."""
     path = frame.partition(" (")[2]
-    return path.startswith(("agents/", "pipeline/")) or path.startswith(str(ROOT / "agents")) or \
-        path.startswith(str(ROOT / "pipeline"))
+    return any(path.startswith((f"{package}/", str(ROOT / package))) for package in ("agents", "pipeline", "mimamori"))
 
 
 def profile_report(raw: Path, top: int) -> list[str]:

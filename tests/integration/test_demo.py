@@ -12,7 +12,7 @@ from tests.support.services import ROOT, KafkaService
 
 def test_demo_runs_the_whole_pipeline(kafka: KafkaService, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "mimamori.cli", "demo", "--dir", str(tmp_path / "demo")],
         cwd=ROOT, env={**os.environ, "MIMAMORI_KAFKA": kafka.bootstrap}, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]

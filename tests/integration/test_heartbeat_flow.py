@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.producer import registry_records
+from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.store.backends import open_store
 from pipeline.store.sqlfiles import query_sql

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from pipeline.mail.render import message_id_for
-from pipeline.producer import registry_records, topic_for, utm_key
+from mimamori.producer import registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, produce, read_topic, wait_for

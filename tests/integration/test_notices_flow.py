@@ -14,9 +14,9 @@ from typing import Any, Iterator
 import orjson
 import pytest
 
-from pipeline.cli import main
+from mimamori.cli import main
 from pipeline.mail.render import message_id_for
-from pipeline.producer import registry_records
+from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.store.backends import open_store
 from pipeline.store.views import read_view

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from pipeline.cli import main
+from mimamori.cli import main
 from pipeline.config import Topics
 from pipeline.kafka_admin import TopicSpec, ensure_topics
 from tests.support.services import KafkaService

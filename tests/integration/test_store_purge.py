@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from mimamori.cli import main
 from pipeline.config import Topics
 from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Tenant, Utm

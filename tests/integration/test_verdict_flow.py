@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.producer import registry_records
+from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from tests.support.services import ROOT, KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, one_tenant_registry, produce, read_topic, wait_for
@@ -63,7 +63,7 @@ def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytes
         wait_for(lambda: tenant_mails(smtp, "alert"), timeout=60, message="the ※調査中※ alert mail")
         sent = time.monotonic()
         verdict = subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "verdict", before[0]["alert_id"], "--grade", "3", "--note", NOTE],
+            [sys.executable, "-m", "mimamori.cli", "verdict", before[0]["alert_id"], "--grade", "3", "--note", NOTE],
             cwd=ROOT, env=worker.env, capture_output=True, timeout=60,
         )
         assert verdict.returncode == 0, verdict.stderr.decode()

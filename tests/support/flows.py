@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.producer import registry_records, topic_for, utm_key
+from mimamori.producer import registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
 from pipeline.store.backends import open_store
@@ -30,7 +30,7 @@ def replay(sim: Simulation, workdir: Path) -> tuple[list[dict[str, Any]], Path]:
     (workdir / "events.jsonl").write_bytes(b"\n".join(sim.lines) + b"\n")
     store = workdir / "replay-ch"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", str(workdir / "events.jsonl"),
+        [sys.executable, "-m", "mimamori.cli", "replay", str(workdir / "events.jsonl"),
          "--registry", str(workdir / "registry.json"), "--store", f"chdb://{store}"],
         capture_output=True, timeout=600, env={"PATH": "/usr/bin:/bin", "MIMAMORI_TZ": "Asia/Tokyo"},
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cli import main
+from mimamori.cli import main
 from tests.unit.test_ingest import valid_event, valid_heartbeat
 from tests.unit.test_registry_file import good_file
 

@@ -6,7 +6,7 @@ import orjson
 
 from pipeline.clock import ManualClock
 from pipeline.config import Topics
-from pipeline.producer import numbered_lines, produce_lines, registry_records, topic_for, utm_key
+from mimamori.producer import numbered_lines, produce_lines, registry_records, topic_for, utm_key
 from tests.unit.test_ingest import NOW, make_registry, valid_event, valid_heartbeat
 
 TOPICS = Topics()

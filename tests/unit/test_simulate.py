@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cli import main
+from mimamori.cli import main
 from pipeline.ingest import EventValidator
 from pipeline.models import Event, Heartbeat, Rejection, parse_time
 from pipeline.registry_file import registry_from_data, registry_problems

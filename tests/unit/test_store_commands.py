@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from mimamori.cli import main
 from pipeline.models import Alert, Event, Mail, Tenant, Utm, UtmStatusChange
 from pipeline.store.backends import open_store
 from pipeline.store.rows import (

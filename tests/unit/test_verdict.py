@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from pipeline.cli import main
-from pipeline.commands.verdict import verdict_message
+from mimamori.cli import main
+from mimamori.commands.verdict import verdict_message
 from pipeline.models import Verdict
 
 

@@ -1,4 +1,4 @@
-"""`mimamori`: the command line. Each command lives in `pipeline.commands.<name>`."""
+"""`mimamori`: the command line. Each command lives in `mimamori.commands.<name>`."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from typing import NoReturn, Sequence
 
-from pipeline import commands
+from mimamori import commands
 from pipeline.config import ConfigError, load_settings
 
 
@@ -25,7 +25,7 @@ def _command_modules() -> list[tuple[str, object]]:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"pipeline.commands.{info.name}")
+        module = importlib.import_module(f"mimamori.commands.{info.name}")
         found.append((info.name.replace("_", "-"), module))
     return found
 

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.demo import DemoPlan, demo_settings, run_demo
+    from mimamori.demo import DemoPlan, demo_settings, run_demo
 
     directory = Path(args.dir).resolve()
     settings = demo_settings(settings, directory, str(int(time.time())), lambda name: name in os.environ)

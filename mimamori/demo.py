@@ -16,11 +16,11 @@ from typing import Callable, TextIO
 
 import orjson
 
-from pipeline.commands.query import plain, write_rows
+from mimamori.commands.query import plain, write_rows
 from pipeline.config import Settings, format_duration
 from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Verdict
-from pipeline.producer import open_kafka_producer, registry_records, topic_for, utm_key
+from mimamori.producer import open_kafka_producer, registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
 from pipeline.store.backends import open_store

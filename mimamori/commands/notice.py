@@ -47,7 +47,7 @@ def _current(kafka: str, settings: Settings) -> dict[str, ServiceNotice]:
 
 
 def _publish(kafka: str, settings: Settings, notice: ServiceNotice) -> int:
-    from pipeline.producer import KafkaSender, open_kafka_producer
+    from mimamori.producer import KafkaSender, open_kafka_producer
 
     sender = KafkaSender(open_kafka_producer(kafka))
     try:
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for notice in notices:
             sys.stdout.write(orjson.dumps(notice.to_record()).decode() + "\n")
         return 0
-    from pipeline.commands.query import write_rows
+    from mimamori.commands.query import write_rows
 
     write_rows([{"notice_id": n.notice_id, "version": n.version, "kind": n.kind, "level": n.level or "",
                  "starts_at": iso(n.starts_at) or "", "ends_at": iso(n.ends_at) or "",

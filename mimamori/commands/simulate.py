@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _send(sim: object, bootstrap: str, settings: Settings) -> int:
     from pipeline.clock import SystemClock
-    from pipeline.producer import KafkaSender, open_kafka_producer, produce_lines, registry_records
+    from mimamori.producer import KafkaSender, open_kafka_producer, produce_lines, registry_records
     from pipeline.registry_file import registry_from_data
 
     sender = KafkaSender(open_kafka_producer(bootstrap))

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.producer import KafkaSender, open_kafka_producer, registry_records
+    from mimamori.producer import KafkaSender, open_kafka_producer, registry_records
     from pipeline.registry_file import RegistryFileError, load_registry_file
 
     if args.action == "load":

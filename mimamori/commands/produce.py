@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.producer import KafkaSender, numbered_lines, open_kafka_producer, produce_lines, read_input
+    from mimamori.producer import KafkaSender, numbered_lines, open_kafka_producer, produce_lines, read_input
 
     try:
         stream = read_input(args.file, sys.stdin)

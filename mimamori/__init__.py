@@ -1,0 +1,1 @@
+"""The shell: the `mimamori` command, its subcommands and the demo (on top of agents/ and pipeline/)."""
