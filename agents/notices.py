@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from agents.context import Context, log
+from agents.notice_follower import register_follower
 from pipeline.notices.mail import notice_mails
 from pipeline.notices.pacing import paced_chunks
 from pipeline.notices.topic import NoticeBook
@@ -67,6 +68,8 @@ class NoticeDesk:
 
 
 def register(ctx: Context) -> NoticeDesk:
+    """The broadcast agent, and the follower that gives this worker's UTM monitor the windows."""
+    register_follower(ctx)
     desk = NoticeDesk(ctx)
     topic = ctx.app.topic(ctx.settings.topics.notices, key_type=bytes, key_serializer="raw",
                           value_serializer="raw", partitions=1)

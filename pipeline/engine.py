@@ -19,6 +19,7 @@ from pipeline.ingest import EventValidator
 from pipeline.mail.render import render_alert_mail, render_utm_mail, render_verdict_mail
 from pipeline.mail.timing import MailScheduler
 from pipeline.models import Alert, Event, Heartbeat, Mail, Registry, Rejection, Tenant, UtmStatusChange, Verdict
+from pipeline.notices.windows import registry_windows
 from pipeline.rules import Policy
 
 
@@ -63,7 +64,7 @@ class Detector:
         self.policy = policy
         self.monitor = UtmMonitor(
             timeout=settings.heartbeat_timeout, daily_at=settings.heartbeat_daily_at, tz=settings.tz,
-            started_at=started_at, mailable=registry_mailable(registry),
+            started_at=started_at, mailable=registry_mailable(registry), windows=registry_windows(registry),
         )
 
     def take(self, value: bytes, now: datetime, out: Outputs, *, kind: str = "event", topic: str = "",

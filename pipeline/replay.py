@@ -16,6 +16,8 @@ from pipeline.config import Settings
 from pipeline.engine import Detector, MailDesk, Outputs
 from pipeline.ingest import EventValidator
 from pipeline.models import Mail, Registry, iso, parse_time
+from pipeline.notices.check import NoticeError, notice_from_wire
+from pipeline.notices.windows import apply_notice
 from pipeline.rules import Policy
 from pipeline.sinks import mail_rows, output_rows, registry_rows
 from pipeline.store.backends import open_store
@@ -107,6 +109,8 @@ class Replay:
 
     def take(self, value: bytes, line: int) -> None:
         self.counts.lines += 1
+        if self._take_notice(value, line):
+            return
         now = self.clock or _peek_time(value)
         out = Outputs()
         checked = self.validator.check_record(value, now, topic="replay", partition=None, offset=line)
@@ -122,6 +126,32 @@ class Replay:
         self.advance(max(now, checked.ts))
         detector.apply(checked, self.clock, out)  # type: ignore[arg-type]
         self._publish(out)
+
+    def _take_notice(self, value: bytes, line: int) -> bool:
+        """A line that is a JSON object with a `notice_id` is a service notice (the record of the
+        `service.notices` topic, schemas/notice.json): its maintenance window, if any, silences
+        UTM-down judgements from then on (a later version moves it, a cancellation withdraws it).
+        It does not move the clock. Returns whether the line was a notice."""
+        if b'"notice_id"' not in value:
+            return False
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(data, dict) or "notice_id" not in data:
+            return False
+        try:
+            notice = notice_from_wire(value)
+        except NoticeError as error:
+            self.counts.rejected += 1
+            self.counts.by_reason["schema"] = self.counts.by_reason.get("schema", 0) + 1
+            self.emit({"record": "rejection", "reason": "schema", "detail": f"notice: {error}"[:500], "line": line})
+            return True
+        apply_notice(self.registry.maintenance, notice.notice_id, notice)
+        self.emit({"record": "notice", "notice_id": notice.notice_id, "version": notice.version, "kind": notice.kind,
+                   "starts_at": iso(notice.starts_at), "ends_at": iso(notice.ends_at),
+                   "cancelled": notice.cancelled, "line": line})
+        return True
 
     def advance(self, to: datetime) -> None:
         """Walk the clock to `to`, stopping at each heartbeat check and each mail that falls due."""

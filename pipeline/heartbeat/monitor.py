@@ -11,13 +11,14 @@ any of them crosses the timeout, however their last heartbeats straddle the chec
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from pipeline.heartbeat.notices import Incident, MonitorResult, Notice
 from pipeline.heartbeat.schedule import SilenceSchedule
 from pipeline.heartbeat.state import NEVER_SEEN, OFFLINE, ONLINE, UtmState, second_of
 from pipeline.models import Registry, UtmStatusChange, iso, parse_time
+from pipeline.notices.windows import MaintenanceWindow, silenced
 
 Mailable = Callable[[str, str, date], bool]
 """(utm_id, tenant_id, local day) -> may this UTM's tenant be mailed about it that day."""
@@ -41,13 +42,17 @@ class UtmMonitor:
     def __init__(
         self, *, timeout: timedelta, daily_at: time, tz: ZoneInfo, started_at: datetime,
         mailable: Mailable, mass_outage_share: float = 0.2, mass_outage_min: int = 10,
+        windows: Callable[[], Iterable[MaintenanceWindow]] = tuple,
     ) -> None:
+        """`windows`: the declared maintenance windows now; during one and for `timeout` after it,
+        no silence is judged a stop (a UTM already offline stays so, and its reminders go on)."""
         self.timeout = timeout
         self.daily_at = daily_at
         self.tz = tz
         self.started_at = started_at
         self.grace_until = started_at + timeout
         self._mailable = mailable
+        self._windows = windows
         self._share = mass_outage_share
         self._min = mass_outage_min
         self._utms: dict[str, UtmState] = {}
@@ -111,8 +116,11 @@ class UtmMonitor:
         result = MonitorResult()
         day = now.astimezone(self.tz).date()
         self._take_quiet(now)
-        outage_ended = self._judge_mass_outage(now, result)
-        newly_offline = self._take_silent(now, result) if now >= self.grace_until else []
+        # a maintenance window (and one timeout after it) is our own pause: no silence is judged a
+        # stop, and no mass outage starts (one already declared may end)
+        paused = silenced(now, self._windows(), self.timeout)
+        outage_ended = self._judge_mass_outage(now, result) if self.mass_outage or not paused else False
+        newly_offline = self._take_silent(now, result) if now >= self.grace_until and not paused else []
         for utm_id in newly_offline:
             state = self._utms[utm_id]
             if self.mass_outage:
