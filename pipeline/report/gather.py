@@ -1,38 +1,16 @@
 """One tenant's month, read from the portal views only (sql/queries/view_*.sql and report_*.sql)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.models import Tenant
+from pipeline.report.month import MonthData
 from pipeline.report.schedule import Month, local_instant
 from pipeline.store.backends import Store
 from pipeline.store.sqlfiles import query_sql
 from pipeline.store.views import read_view
-
-
-@dataclass(frozen=True)
-class MonthData:
-    """The rows of the views for one tenant and the days of the month it was in service."""
-
-    tenant: Tenant
-    month: Month
-    tz: ZoneInfo
-    days: tuple[date, ...]
-    start: datetime
-    """The first instant counted: local midnight of the first day in service (UTC)."""
-    end: datetime
-    """The end of the last day counted, or the time of gathering if that is earlier (UTC)."""
-    as_of: datetime
-    detections: list[dict[str, Any]]
-    peers: list[dict[str, Any]]
-    alerts: list[dict[str, Any]]
-    utms: list[dict[str, Any]]
-    status_before: dict[str, str]
-    status_changes: list[dict[str, Any]]
-    categories: list[dict[str, Any]]
 
 
 _TIMES = ("first_seen", "last_seen", "at", "offline_since")

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pipeline.models import THREAT_TYPES
-from pipeline.report.gather import MonthData
+from pipeline.report.month import MonthData
 
 BLOCKING_ACTIONS = ("blocked", "disarmed")
 TOP_CATEGORIES = 5

@@ -1,0 +1,84 @@
+"""The layers of pyproject.toml's [tool.importlinter], checked by `lint-imports` as CI runs it.
+
+mimamori (shell) above agents above pipeline; inside pipeline, the pure core imports no adapter.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT = Path(sys.executable).parent / "lint-imports"
+PACKAGES = ("mimamori", "agents", "pipeline")
+CONTRACTS = {
+    "layers": "mimamori (shell) above agents above pipeline",
+    "core-adapters": "pipeline's pure core imports none of pipeline's adapters or drivers",
+    "core-io-libraries": "pipeline's pure core imports no client library of an outside service",
+}
+
+
+def lint(root: Path) -> subprocess.CompletedProcess[str]:
+    # The tree under `root` comes first on the path, ahead of the editable install of this checkout.
+    env = {**os.environ, "PYTHONPATH": str(root), "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run([str(LINT), "--no-cache", "--config", str(root / "pyproject.toml")],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_checkout_keeps_every_contract() -> None:
+    done = lint(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in CONTRACTS.values():
+        assert f"{name} KEPT" in done.stdout
+
+
+def _copy(tmp_path: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def _add_import(path: Path, line: str) -> None:
+    path.write_text(path.read_text() + f"\n{line}\n")
+
+
+def test_an_upward_import_fails_the_layers(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _add_import(root / "pipeline" / "models.py", "import agents.context  # wrong: the core reaches up")
+    _add_import(root / "agents" / "app.py", "import mimamori.cli  # wrong: agents reach the shell")
+    done = lint(root)
+    assert done.returncode != 0
+    assert f"{CONTRACTS['layers']} BROKEN" in done.stdout
+    assert "pipeline.models -> agents.context" in done.stdout
+    assert "agents.app -> mimamori.cli" in done.stdout
+    assert f"{CONTRACTS['core-adapters']} KEPT" in done.stdout
+
+
+def test_the_core_importing_an_adapter_fails(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _add_import(root / "pipeline" / "dedup.py", "from pipeline.store import backends  # wrong")
+    _add_import(root / "pipeline" / "correlate.py", "import smtplib  # wrong")
+    done = lint(root)
+    assert done.returncode != 0
+    assert f"{CONTRACTS['core-adapters']} BROKEN" in done.stdout
+    assert "pipeline.dedup -> pipeline.store" in done.stdout
+    assert f"{CONTRACTS['core-io-libraries']} BROKEN" in done.stdout
+    assert "pipeline.correlate -> smtplib" in done.stdout
+    assert f"{CONTRACTS['layers']} KEPT" in done.stdout
+
+
+def test_importing_the_engine_loads_no_outside_service_client() -> None:
+    """The engine and the mail package are the pure core: no smtplib, Kafka, ClickHouse or Faust."""
+    clients = ["smtplib", "kafka", "aiokafka", "faust", "chdb", "clickhouse_driver", "prometheus_client"]
+
+    def loaded(modules: str) -> str:
+        code = f"import sys, {modules}\nprint(sorted(m for m in {clients!r} if m in sys.modules))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert loaded("pipeline.engine, pipeline.mail") == "[]"
+    assert loaded("pipeline.mail.transport") == "['smtplib']"  # the check sees a client when one is loaded
