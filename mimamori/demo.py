@@ -154,5 +154,28 @@ def _show(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str]
     for path in mails:
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         say(f"{message['X-Mimamori-Kind']:<21} {message['To']:<32} {message['Subject']}")
+    _show_report(settings, store, plan, say)
     say(f"\ndemo: done. Replay the same lines offline with:\n  mimamori replay {plan.directory}/events.jsonl "
         f"--registry {plan.directory}/registry.json")
+
+
+def _show_report(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str], None]) -> None:
+    """The first tenant's monthly report, month to date, rendered to files (`mimamori report` does the same)."""
+    from pipeline.report.files import build_report, write_report
+    from pipeline.report.gather import read_tenant
+    from pipeline.report.schedule import Month
+
+    tenant_id = orjson.loads((plan.directory / "registry.json").read_bytes())["tenants"][0]["tenant_id"]
+    tenant = read_tenant(store, tenant_id)  # type: ignore[arg-type]
+    now = datetime.now(timezone.utc)
+    month = Month.of(now.astimezone(settings.tz).date())
+    if tenant is None:
+        say(f"\ndemo: no monthly report: tenant {tenant_id} is not in the store")
+        return
+    try:
+        eml = write_report(build_report(store, tenant, month, settings.tz, now), plan.directory / "reports")  # type: ignore[arg-type]
+    except ValueError as exc:
+        say(f"\ndemo: no monthly report: {exc}")
+        return
+    say(f"\n== monthly report ==\n{tenant_id}, {month} to date (not sent): {eml}\n"
+        f"  the HTML and the charts lie beside it: {eml.with_suffix('.html')}, {eml.stem}-*.png")

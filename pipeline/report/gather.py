@@ -38,7 +38,8 @@ def service_days(tenant: Tenant, month: Month) -> tuple[date, ...]:
 
 
 def gather_month(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, as_of: datetime) -> MonthData:
-    days = service_days(tenant, month)
+    today = as_of.astimezone(tz).date()
+    days = tuple(d for d in service_days(tenant, month) if d <= today)   # a month to date ends today
     first, last = (days[0], days[-1]) if days else (month.first_day, month.last_day)
     start = local_instant(first, None, tz)
     end = min(local_instant(last + timedelta(days=1), None, tz), max(as_of, start))

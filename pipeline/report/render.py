@@ -93,7 +93,7 @@ def _context(report: MonthlyReport, locale: str, now: datetime, tz: ZoneInfo, ci
                     "utm_id": one_line(a.utm_id, 100), "host_ip": one_line(a.host_ip) or "-",
                     "claim_open": a.claim_open, "insurance_until": when(a.insurance_until)} for a in report.severe],
         "utms": [{"utm_id": one_line(u.utm_id, 100),
-                  "share": "-" if u.online_share is None else f"{u.online_share * 100:.1f}%",
+                  "share": LABELS[locale]["never_seen"] if u.online_share is None else f"{u.online_share * 100:.1f}%",
                   "stops": u.stops, "offline": _duration(u.offline_seconds, locale)} for u in report.utms],
         "cid_detections": cids["detections"], "cid_availability": cids["availability"],
     }

@@ -21,3 +21,8 @@ def test_demo_runs_the_whole_pipeline(kafka: KafkaService, tmp_path: Path) -> No
     kinds = sorted(m["X-Mimamori-Kind"] for m in mails)
     assert "investigation-report" in kinds and "alert" in kinds
     assert any("★★★" in str(m["Subject"]) for m in mails)
+    report = tmp_path / "demo" / "reports"
+    assert f"(not sent): {report}" in done.stdout
+    eml = next(report.glob("*.eml"))
+    assert message_from_bytes(eml.read_bytes(), policy=policy.default)["X-Mimamori-Kind"] == "monthly-report"
+    assert len(list(report.glob("*.png"))) == 2

@@ -182,3 +182,10 @@ def test_charts_draw_without_a_missing_glyph(store: Store, tmp_path: Path) -> No
 def test_the_report_mail_is_a_valid_outbox_record(store: Store) -> None:
     schema = orjson.loads((SCHEMAS / "mail.json").read_bytes())
     jsonschema.validate(render_report(report_of(store, "tb"), DUE, TZ).mail.to_record(), schema)
+
+
+def test_a_month_to_date_ends_today(store: Store) -> None:
+    report = summarize(gather_month(store, TENANTS["ta"], MONTH, TZ, local(10, 12)))
+    assert list(report.detections_by_day) == MONTH.days()[:10]
+    assert report.data.end == local(10, 12)
+    assert report.by_type == {"av": 7, "ips": 3, "url": 2} and report.stops == 1
