@@ -161,8 +161,8 @@ def _show(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str]
 
 def _show_report(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str], None]) -> None:
     """The first tenant's monthly report, month to date, rendered to files (`mimamori report` does the same)."""
-    from pipeline.report.files import build_report, write_report
-    from pipeline.report.gather import read_tenant
+    from pipeline.report.files import write_report
+    from pipeline.report.gather import build_report, read_tenant
     from pipeline.report.schedule import Month
 
     tenant_id = orjson.loads((plan.directory / "registry.json").read_bytes())["tenants"][0]["tenant_id"]

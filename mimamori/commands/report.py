@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.report.files import build_report, write_report
+    from pipeline.report.files import write_report
+    from pipeline.report.gather import build_report
 
     try:
         store = open_store(args.store or settings.clickhouse)

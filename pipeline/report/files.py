@@ -1,21 +1,9 @@
-"""One report from the store to files, without sending: the .eml, and its HTML, text and PNGs beside it."""
+"""One rendered report to files, without sending: the .eml, and its HTML, text and PNGs beside it."""
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from pipeline.models import Tenant
-from pipeline.report.gather import gather_month
-from pipeline.report.render import RenderedReport, render_report
-from pipeline.report.schedule import Month
-from pipeline.report.summary import summarize
-from pipeline.store.backends import Store
-
-
-def build_report(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, now: datetime,
-                 sender: str = "mimamori@localhost") -> RenderedReport:
-    return render_report(summarize(gather_month(store, tenant, month, tz, now)), now, tz, sender)
+from pipeline.report.render import RenderedReport
 
 
 def write_report(rendered: RenderedReport, directory: Path) -> Path:

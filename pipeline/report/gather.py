@@ -6,8 +6,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.models import Tenant
+from pipeline.report.render import RenderedReport, render_report
 from pipeline.report.month import MonthData
 from pipeline.report.schedule import Month, local_instant
+from pipeline.report.summary import summarize
 from pipeline.store.backends import Store
 from pipeline.store.sqlfiles import query_sql
 from pipeline.store.views import read_view
@@ -74,3 +76,9 @@ def read_tenant(store: Store, tenant_id: str) -> Tenant | None:
         admin_emails=tuple(row["admin_emails"] or ()), locale=row["locale"] or "ja", service_start=row["service_start"], contract_end=row["contract_end"],
         industry=row["industry"], region=row["region"], size_band=row["size_band"], active=bool(row["active"]),
     )
+
+
+def build_report(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, now: datetime,
+                 sender: str = "mimamori@localhost") -> RenderedReport:
+    """Gather, summarize and render one tenant's month."""
+    return render_report(summarize(gather_month(store, tenant, month, tz, now)), now, tz, sender)
