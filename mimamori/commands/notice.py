@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _current(kafka: str, settings: Settings) -> dict[str, ServiceNotice]:
     from pipeline.kafka_admin import ensure_topics, topic_specs
-    from pipeline.notices.topic import read_notices
+    from mimamori.notice_topic import read_notices
 
     ensure_topics(kafka, [s for s in topic_specs(settings.topics) if s.name == settings.topics.notices])
     return read_notices(kafka, settings.topics.notices).notices

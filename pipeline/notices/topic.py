@@ -1,8 +1,7 @@
-"""Reading the compacted `service.notices` topic whole: the current version of every notice."""
+"""The current version of every notice, from the records of the compacted `service.notices` topic (pure)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
 
 from pipeline.notices.check import NoticeError, notice_from_wire
 from pipeline.notices.model import ServiceNotice
@@ -36,34 +35,3 @@ class NoticeBook:
         if current is None or notice.version >= current.version:
             self.notices[notice_id] = notice
         return notice
-
-
-def read_notices(bootstrap: str, topic: str, on_record: Callable[[bytes | None, bytes | None], Any] | None = None,
-                 timeout_s: float = 30.0) -> NoticeBook:
-    """Everything the topic holds now (no consumer group, nothing committed)."""
-    import time
-
-    from kafka import KafkaConsumer, TopicPartition
-
-    book = NoticeBook()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             client_id="mimamori-notices")
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return book
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took more than {timeout_s:.0f}s")
-            for messages in consumer.poll(timeout_ms=500, max_records=5000).values():
-                for message in messages:
-                    book.apply(message.key, message.value)
-                    if on_record:
-                        on_record(message.key, message.value)
-        return book
-    finally:
-        consumer.close()
