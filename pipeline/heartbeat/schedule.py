@@ -33,11 +33,6 @@ class SilenceSchedule:
         if not bucket:
             del self._buckets[second]
 
-    def move(self, utm_id: str, old: int, new: int) -> None:
-        if old != new:
-            self.remove(utm_id, old)
-            self.add(utm_id, new)
-
     def take_silent(self, cutoff: float, is_silent: Callable[[str], bool]) -> list[str]:
         """Remove and return the UTMs last seen before `cutoff` (epoch seconds), oldest first.
 

@@ -28,9 +28,8 @@ def test_take_silent_returns_exactly_the_utms_last_seen_before_the_cutoff(ops) -
         utm_id = f"u{n}"
         if op == "seen":
             if utm_id in last_seen:
-                schedule.move(utm_id, int(last_seen[utm_id]), int(clock))
-            else:
-                schedule.add(utm_id, int(clock))
+                schedule.remove(utm_id, int(last_seen[utm_id]))
+            schedule.add(utm_id, int(clock))
             last_seen[utm_id] = clock
         elif op == "forget" and utm_id in last_seen:
             schedule.remove(utm_id, int(last_seen.pop(utm_id)))
