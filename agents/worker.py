@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import faust
 from prometheus_client import generate_latest
 
-from agents import detect, mail, notices
+from agents import detect, mail, notices, report
 from agents.app import make_app
 from agents.context import Channels, Context
 from agents.registry import register_follower, register_mirrors
@@ -45,6 +45,7 @@ def build_app(settings: Settings, app_id: str = "mimamori", *, store: Store | No
     ctx.utm_side = detect.register(ctx)
     ctx.mail_side, _ = mail.register(ctx)
     notices.register(ctx)
+    report.register(ctx)
     _web_pages(ctx)
     app.finalize()
     return app

@@ -29,3 +29,15 @@ class ManualClock:
     def advance(self, delta: timedelta) -> datetime:
         self._now += delta
         return self._now
+
+
+class ShiftedClock:
+    """The wall clock moved to start at `start`: it runs at wall speed from there. For rehearsals
+    and tests of what a worker does at a given time (`mimamori worker --clock-start`)."""
+
+    def __init__(self, start: datetime, wall: Clock | None = None) -> None:
+        self._wall = wall or SystemClock()
+        self._offset = start.astimezone(timezone.utc) - self._wall.now()
+
+    def now(self) -> datetime:
+        return self._wall.now() + self._offset

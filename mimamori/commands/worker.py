@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
+from pipeline.clock import ShiftedClock
 from pipeline.config import Settings
+from pipeline.models import parse_time
 
 HELP = "run the pipeline: the Faust worker consuming the UTM topics"
 
@@ -12,6 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka", help="bootstrap servers (overrides MIMAMORI_KAFKA)")
     parser.add_argument("--app-id", default="mimamori", help="consumer group and state prefix (default: mimamori)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--clock-start", metavar="TIME", type=_time,
+                        help="start the worker's clock at TIME (RFC 3339 with offset) and run it at wall speed: "
+                             "a rehearsal of what the worker does then (e.g. the monthly report); not for production")
+
+
+def _time(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time such as 2026-11-30T22:59:00Z, got {text!r}") from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -21,7 +34,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.kafka:
         settings = settings.with_overrides(kafka=args.kafka)
-    app = build_app(settings, args.app_id)
+    clock = ShiftedClock(args.clock_start) if args.clock_start else None
+    app = build_app(settings, args.app_id, clock=clock)
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from pipeline.models import Tenant
 from pipeline.report.render import RenderedReport, render_report
 from pipeline.report.month import MonthData
-from pipeline.report.schedule import Month, local_instant
+from pipeline.report.schedule import Month, local_instant, service_days
 from pipeline.report.summary import summarize
 from pipeline.store.backends import Store
 from pipeline.store.sqlfiles import query_sql
@@ -30,13 +30,6 @@ def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(row.get(name), str):
                 row[name] = date.fromisoformat(row[name])
     return rows
-
-
-def service_days(tenant: Tenant, month: Month) -> tuple[date, ...]:
-    """The days of `month` in the tenant's service: from its service start to its contract end."""
-    return tuple(d for d in month.days()
-                 if (tenant.service_start is None or d >= tenant.service_start)
-                 and (tenant.contract_end is None or d <= tenant.contract_end))
 
 
 def gather_month(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, as_of: datetime) -> MonthData:
@@ -82,3 +75,12 @@ def build_report(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, now: 
                  sender: str = "mimamori@localhost") -> RenderedReport:
     """Gather, summarize and render one tenant's month."""
     return render_report(summarize(gather_month(store, tenant, month, tz, now)), now, tz, sender)
+
+
+def delivered_reports(store: Store, message_ids: dict[str, str], since: datetime) -> set[str]:
+    """The tenants (of `message_ids`: tenant -> Message-ID) whose report the sender already
+    recorded as delivered (the `mails` table), sent at or after `since`."""
+    if not message_ids:
+        return set()
+    rows = store.query(query_sql("report_delivered"), {"since": since, "message_ids": sorted(message_ids.values())})
+    return {row["tenant_id"] for row in rows} & set(message_ids)

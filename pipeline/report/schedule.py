@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from pipeline.config import ReportAt
+from pipeline.models import Tenant
 
 
 @dataclass(frozen=True, order=True)
@@ -76,3 +77,10 @@ def next_due(now: datetime, at: ReportAt, tz: ZoneInfo) -> tuple[Month, datetime
     month, _ = last_due(now, at, tz)
     month = month.next()
     return month, due_at(month, at, tz)
+
+
+def service_days(tenant: Tenant, month: Month) -> tuple[date, ...]:
+    """The days of `month` in the tenant's service: from its service start to its contract end."""
+    return tuple(d for d in month.days()
+                 if (tenant.service_start is None or d >= tenant.service_start)
+                 and (tenant.contract_end is None or d <= tenant.contract_end))

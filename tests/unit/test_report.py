@@ -18,7 +18,8 @@ from pipeline.config import ReportAt
 from pipeline.models import Tenant
 from pipeline.report.charts import LABELS, availability_chart, detections_chart
 from pipeline.report.fonts import FontMissing, has_glyphs, japanese_font
-from pipeline.report.gather import gather_month, read_tenant, service_days
+from pipeline.report.gather import gather_month, read_tenant
+from pipeline.report.schedule import service_days
 from pipeline.report.render import CATEGORY_LABELS, RenderedReport, render_report, report_message_id
 from pipeline.report.schedule import due_at
 from pipeline.report.summary import MonthlyReport, summarize
@@ -189,3 +190,16 @@ def test_a_month_to_date_ends_today(store: Store) -> None:
     assert list(report.detections_by_day) == MONTH.days()[:10]
     assert report.data.end == local(10, 12)
     assert report.by_type == {"av": 7, "ips": 3, "url": 2} and report.stops == 1
+
+
+def test_the_store_says_which_reports_were_delivered(store: Store) -> None:
+    from pipeline.report.gather import delivered_reports
+    from pipeline.store.rows import mail_row
+
+    mail = render_report(report_of(store, "tb"), DUE, TZ).mail
+    ids = {t: report_message_id(t, str(MONTH)) for t in ("ta", "tb")}
+    assert delivered_reports(store, ids, DUE - timedelta(days=1)) == set()
+    store.insert("mails", [mail_row(mail, DUE + timedelta(seconds=3))])
+    assert delivered_reports(store, ids, DUE - timedelta(days=1)) == {"tb"}
+    assert delivered_reports(store, {"ta": ids["ta"]}, DUE - timedelta(days=1)) == set()
+    assert delivered_reports(store, ids, DUE + timedelta(days=1)) == set()
