@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import faust
 import orjson
 
+from agents.runtime import PartitionedProcessor, Publisher
 from pipeline.clock import Clock
 from pipeline.config import Settings
 from pipeline.metrics import Metrics
@@ -25,37 +26,10 @@ PARTITIONS = 6
 
 
 @dataclass
-class Channels:
-    events: faust.TopicT
-    heartbeats: faust.TopicT
-    rejected: faust.TopicT
-    alerts: faust.TopicT
-    verdicts: faust.TopicT
-    outbox: faust.TopicT
-    mail_requests: faust.TopicT
-    verdicts_by_utm: faust.TopicT
-    failed_mails: faust.TopicT
-
-    @classmethod
-    def declare(cls, app: faust.App, settings: Settings) -> "Channels":
-        def topic(name: str, **options: Any) -> faust.TopicT:
-            return app.topic(name, key_type=str, key_serializer="raw", value_serializer="raw",
-                             partitions=PARTITIONS, **options)
-
-        names = settings.topics
-        return cls(
-            events=topic(names.events), heartbeats=topic(names.heartbeats), rejected=topic(names.rejected),
-            alerts=topic(names.alerts), verdicts=topic(names.verdicts), outbox=topic(names.outbox),
-            mail_requests=topic(names.mail_requests), verdicts_by_utm=topic(names.verdicts_by_utm),
-            failed_mails=topic(names.failed_mails),
-        )
-
-
-@dataclass
 class Context:
     app: faust.App
     settings: Settings
-    topics: Channels
+    publisher: Publisher
     registry: Registry
     policy: Policy
     store: Store
@@ -65,9 +39,58 @@ class Context:
     failing: dict[str, str] = field(default_factory=dict)
     store_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
-    utm_side: Any = None
     registry_follower: Any = None
-    mail_side: Any = None
+    processors: list[PartitionedProcessor] = field(default_factory=list)
+    timers: dict[str, float] = field(default_factory=dict)
+
+    def add_processor(self, processor: PartitionedProcessor) -> None:
+        """Started and stopped with the app."""
+        self.processors.append(processor)
+        self.app.add_dependency(processor)
+
+    def guarded_timer(self, interval: float, name: str, action: Callable[[], Awaitable[Any]]) -> None:
+        """A Faust timer that never dies of an exception: it is counted, logged, kept in /health
+        as failing until the next run succeeds, and /health also sees a timer that stops running."""
+        self.timers[name] = interval
+
+        @self.app.timer(interval, name=name)
+        async def tick() -> None:
+            try:
+                await action()
+                self.failing.pop(f"timer:{name}", None)
+            except Exception as exc:  # noqa: BLE001 - the guard is the point
+                self.metrics.agent_errors.labels(name).inc()
+                self.failing[f"timer:{name}"] = f"{type(exc).__name__}: {exc}"[:300]
+                log.exception("timer %s failed", name)
+            self.progressed(name)
+
+    async def publish_outbox(self, mails: list[Any]) -> None:
+        """Rendered mails into the outbox (key tenant_id), acknowledged by Kafka before this returns."""
+        topic = self.settings.topics.outbox
+        await self.deliver_all("mail-outbox", lambda: self.publisher.send_all(
+            (topic, m.tenant_id.encode(), orjson.dumps(m.to_record()), None) for m in mails))
+        for mail in mails:
+            self.metrics.mails.labels(mail.kind).inc()
+
+    @property
+    def topics(self) -> Any:
+        return self.settings.topics
+
+    async def dead_letter(self, agent: str, record: Any, exc: Exception) -> None:
+        """A record that can never succeed: to the rejection topic with the reason and its original
+        bytes (reason `internal_error`), counted and logged; the partition goes on."""
+        from pipeline.ingest.validator import original_value
+        from pipeline.models import Rejection
+
+        self.metrics.agent_errors.labels(agent).inc()
+        log.error("%s: record %s/%s/%s dead-lettered: %s", agent, record.topic, record.partition, record.offset, exc,
+                  extra={"topic": record.topic, "partition": record.partition, "offset": record.offset})
+        text, b64 = original_value(record.value or b"")
+        rejection = Rejection("internal_error", f"{agent}: {type(exc).__name__}: {exc}"[:500], record.topic,
+                              record.partition, record.offset, self.clock.now(), text, b64)
+        key = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        await self.deliver_all("dead-letters", lambda: self.publisher.send_all(
+            [(self.settings.topics.rejected, key, orjson.dumps(rejection.to_record()), None)]))
 
     def progressed(self, agent: str) -> None:
         now = time.time()
@@ -96,21 +119,7 @@ class Context:
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
 
-    async def publish_outbox(self, mails: list[Any]) -> None:
-        """Put rendered mails (pipeline.models.Mail) into the mail outbox, keyed by tenant_id, and
-        wait until Kafka acknowledged them (retried like every batch's messages)."""
-        if not mails:
-            return
-
-        async def send() -> list[Any]:
-            return [await self.topics.outbox.send(key=mail.tenant_id, value=orjson.dumps(mail.to_record()))
-                    for mail in mails]
-
-        await self.deliver_all("mail-outbox", send)
-        for mail in mails:
-            self.metrics.mails.labels(mail.kind).inc()
-
-    async def deliver_all(self, what: str, send: Callable[[], Awaitable[list[Any]]], *,
+    async def deliver_all(self, what: str, send: Callable[[], Awaitable[None]], *,
                           max_delay: float = 30.0) -> None:
         """Send a batch's Kafka messages and wait for their acknowledgement, again until it works:
         a batch whose messages failed must not be acknowledged. Messages sent twice are harmless
@@ -118,7 +127,7 @@ class Context:
         delay = 0.5
         while True:
             try:
-                await wait_all(await send())
+                await send()
                 self.failing.pop(what, None)
                 return
             except Exception as exc:
@@ -128,8 +137,3 @@ class Context:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
 
-
-async def wait_all(futures: list[Awaitable[Any]]) -> None:
-    """Wait until Kafka acknowledged every message sent for a batch."""
-    if futures:
-        await asyncio.gather(*futures)

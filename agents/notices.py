@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import faust
+from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.notice_follower import register_follower
+from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from pipeline.notices.mail import notice_mails
 from pipeline.notices.pacing import paced_chunks
 from pipeline.notices.topic import NoticeBook
@@ -30,7 +31,13 @@ class NoticeDesk:
         self.ctx = ctx
         self.book = NoticeBook()
 
-    async def take(self, events: list[faust.EventT]) -> None:
+    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
+        return None
+
+    async def revoked(self, partitions: set[int]) -> None:
+        return None
+
+    async def process(self, events: list[ConsumerRecord]) -> list[StateWrite]:
         ctx = self.ctx
         follower = ctx.registry_follower
         if follower is not None:
@@ -62,25 +69,16 @@ class NoticeDesk:
                 ctx.progressed(AGENT)
                 if pause:
                     await asyncio.sleep(pause)
-        if taken:
-            await ctx.app.producer.flush()
         ctx.progressed(AGENT)
+        return []
 
 
 def register(ctx: Context) -> NoticeDesk:
     """The broadcast agent, and the follower that gives this worker's UTM monitor the windows."""
     register_follower(ctx)
     desk = NoticeDesk(ctx)
-    topic = ctx.app.topic(ctx.settings.topics.notices, key_type=bytes, key_serializer="raw",
-                          value_serializer="raw", partitions=1)
-
-    @ctx.app.agent(topic, name=AGENT)
-    async def notices(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(100, within=1.0):
-            try:
-                await desk.take(list(events))
-            except Exception:
-                ctx.metrics.agent_errors.labels(AGENT).inc()
-                log.exception("a batch of service notices could not be taken")
-
+    ctx.add_processor(PartitionedProcessor(
+        name=AGENT, group=ctx.settings.topics.group(AGENT), bootstrap=ctx.settings.kafka,
+        inputs=[ctx.settings.topics.notices], handler=desk, publisher=ctx.publisher, max_records=100,
+        loop=ctx.app.loop, beacon=ctx.app.beacon))
     return desk

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-import faust
 import orjson
 
 from agents.context import Context, log
@@ -127,27 +126,45 @@ def register_mirrors(ctx: Context) -> None:
         _register_mirror(ctx, mirror)
 
 
-def _register_mirror(ctx: Context, mirror: _Mirror) -> None:
-    topic = ctx.app.topic(mirror.topic, key_type=bytes, key_serializer="raw", value_serializer="raw", partitions=1)
+class _MirrorHandler:
+    """Writes each registry record to the store's registry table; a null value writes a removal."""
 
-    @ctx.app.agent(topic, name=f"mirror-{mirror.table}")
-    async def copy(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(1000, within=1.0):
-            now = ctx.clock.now()
-            rows = []
-            for event in events:
-                key = event.key
-                if key is None:
-                    log.warning("registry record without key on %s ignored", mirror.topic)
-                    continue
-                try:
-                    if event.value is None:
-                        rows.append(mirror.removed_row(key.decode(), now))
-                    else:
-                        rows.append(mirror.row(mirror.decode(orjson.loads(event.value)), now))
-                except Exception as exc:
-                    ctx.metrics.agent_errors.labels(f"mirror-{mirror.table}").inc()
-                    log.error("registry record %r on %s refused: %s", key, mirror.topic, exc)
-            if rows:
-                await ctx.durably(mirror.table, lambda: ctx.store.insert(mirror.table, rows, dedup_token=batch_token(mirror.table, rows)))
-            ctx.progressed(f"mirror-{mirror.table}")
+    def __init__(self, ctx: Context, mirror: _Mirror) -> None:
+        self.ctx = ctx
+        self.mirror = mirror
+
+    async def assigned(self, partitions: set[int], saved: Any) -> None:
+        return None
+
+    async def revoked(self, partitions: set[int]) -> None:
+        return None
+
+    async def process(self, records: list[Any]) -> list[Any]:
+        ctx, mirror = self.ctx, self.mirror
+        now = ctx.clock.now()
+        rows = []
+        for record in records:
+            if record.key is None:
+                log.warning("registry record without key on %s ignored", mirror.topic)
+                continue
+            try:
+                if record.value is None:
+                    rows.append(mirror.removed_row(record.key.decode(), now))
+                else:
+                    rows.append(mirror.row(mirror.decode(orjson.loads(record.value)), now))
+            except Exception as exc:  # noqa: BLE001
+                await ctx.dead_letter(f"mirror-{mirror.table}", record, exc)
+        if rows:
+            await ctx.durably(mirror.table, lambda: ctx.store.insert(
+                mirror.table, rows, dedup_token=batch_token(mirror.table, rows)))
+        ctx.progressed(f"mirror-{mirror.table}")
+        return []
+
+
+def _register_mirror(ctx: Context, mirror: _Mirror) -> None:
+    from agents.runtime import PartitionedProcessor
+
+    ctx.add_processor(PartitionedProcessor(
+        name=f"mirror-{mirror.table}", group=ctx.settings.topics.group(f"mirror-{mirror.table}"),
+        bootstrap=ctx.settings.kafka, inputs=[mirror.topic], handler=_MirrorHandler(ctx, mirror),
+        publisher=ctx.publisher, max_records=5000, loop=ctx.app.loop, beacon=ctx.app.beacon))

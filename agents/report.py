@@ -37,8 +37,8 @@ class ReportDesk:
         ctx = self.ctx
         settings = ctx.settings
         month = month_due(ctx.clock.now(), settings.report_at, settings.tz)
-        if month is None or month in self.done:
-            return
+        if month is None or month in self.done or ctx.store is None:
+            return  # without the store (another worker holds the embedded one) that worker reports
         follower = getattr(ctx, "registry_follower", None)
         if follower is not None:
             await follower.wait_ready()  # the tenants are judged on the whole registry
@@ -79,14 +79,5 @@ class ReportDesk:
 
 def register(ctx: Context) -> ReportDesk:
     desk = ReportDesk(ctx)
-
-    @ctx.app.timer(CHECK_INTERVAL, name=TIMER)
-    async def monthly_report() -> None:
-        try:
-            await desk.tick()
-        except Exception:
-            ctx.metrics.agent_errors.labels(TIMER).inc()
-            log.exception("monthly report broadcast failed; tried again at the next tick")
-        ctx.progressed(TIMER)
-
+    ctx.guarded_timer(CHECK_INTERVAL, TIMER, desk.tick)
     return desk

@@ -87,8 +87,7 @@ async def _run_worker(settings: Settings, store: object, sim: Simulation, plan: 
                       say: Callable[[str], None]) -> None:
     from agents.worker import build_app
 
-    app = build_app(settings, f"{settings.topics.events}-demo", store=store, web=False,  # type: ignore[arg-type]
-                    create_topics=False)
+    app = build_app(settings, store=store, web=False, create_topics=False)  # type: ignore[arg-type]
     await app.start()
     try:
         producer = open_kafka_producer(settings.kafka)

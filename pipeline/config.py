@@ -117,6 +117,17 @@ class Topics:
     verdicts_by_utm: str = "mimamori-verdicts-by-utm"
     failed_mails: str = "mimamori-mail-failed"
     notices: str = "service.notices"
+    alert_routes: str = "mimamori-alert-routes"
+    detect_state: str = "mimamori-detect-state"
+    detect_seen: str = "mimamori-detect-seen"
+    mail_state: str = "mimamori-mail-state"
+    mail_ledger: str = "mimamori-mail-ledger"
+    deployment: str = "mimamori"
+    """Not a topic: the deployment's name, prefixed like the topics; consumer groups derive from it."""
+
+    def group(self, name: str) -> str:
+        """The consumer group of one processor: one prefix isolates topics, groups and state alike."""
+        return f"{self.deployment}-{name}"
 
     def prefixed(self, prefix: str) -> "Topics":
         """Every name with a prefix, for several deployments (or test runs) on one cluster."""

@@ -290,10 +290,11 @@ class Correlator:
 
     # --- upkeep and state -----------------------------------------------------------------------
 
-    def expire(self, now: datetime) -> None:
+    def expire(self, now: datetime) -> set[str]:
         """Move alerts no in-time event can join any more to `finished`; forget finished alerts
-        `retention` after their last change."""
-        for state in self._utms.values():
+        `retention` after their last change. Returns the UTMs whose live state changed."""
+        changed: set[str] = set()
+        for utm_id, state in self._utms.items():
             if state.watermark is None:
                 continue
             earliest = state.watermark - self.lateness
@@ -304,6 +305,7 @@ class Correlator:
                     if tracked is not None and self._may_join(tracked.alert, earliest):
                         keep.append(alert_id)
                     elif tracked is not None:
+                        changed.add(utm_id)
                         del state.alerts[alert_id]
                         self._utm_of_alert.pop(alert_id, None)
                         self._finish(tracked.alert)
@@ -327,6 +329,7 @@ class Correlator:
                     keep.append(alert_id)
             if keep:
                 self._finished_by_day[day] = keep
+        return changed
 
     def _finish(self, alert: Alert) -> None:
         self.finished[alert.alert_id] = alert.to_record()

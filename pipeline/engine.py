@@ -6,21 +6,29 @@ mail. Neither reads a clock or touches Kafka: the caller passes `now` and carrie
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
+
+import orjson
 
 from pipeline.config import Settings
 from pipeline.correlate import AlertChange, Correlator
 from pipeline.dedup import Deduper
 from pipeline.heartbeat import Incident, MonitorResult, Notice, UtmMonitor, registry_mailable
 from pipeline.ingest import EventValidator
+from pipeline.ingest.validator import original_value
 from pipeline.mail.render import render_alert_mail, render_utm_mail, render_verdict_mail
 from pipeline.mail.timing import MailScheduler
 from pipeline.models import Alert, Event, Heartbeat, Mail, Registry, Rejection, Tenant, UtmStatusChange, Verdict
 from pipeline.notices.windows import registry_windows
+from pipeline.mail.requests import MailRequest
+from pipeline.mail.timing import TenantMailSchedule
 from pipeline.rules import Policy
+from pipeline.step import MailStep, RecordingDict, StateChanges, coalesced, mail_requests, route_of, state_key
+
+MONITOR_KEY = state_key("", "monitor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,41 @@ class Outputs:
     unknown_verdicts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One raw input of the UTM side: `kind` is `event`, `heartbeat` or `verdict`; where it came from
+    names it in rejections."""
+
+    kind: str
+    value: bytes
+    topic: str = ""
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class DetectorStep:
+    """Everything a step of the Detector asks its driver to do."""
+
+    outputs: Outputs
+    state: StateChanges
+
+    @property
+    def alert_versions(self) -> list[AlertChange]:
+        """The alert versions to publish on `alerts` (the one publishing rule)."""
+        return coalesced(self.outputs.alert_changes)
+
+    @property
+    def mail_requests(self) -> list[MailRequest]:
+        return mail_requests(self.alert_versions, self.outputs.notices)
+
+    @property
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        from pipeline.sinks import output_rows
+
+        return output_rows(self.outputs)
+
+
 class Detector:
     def __init__(self, settings: Settings, registry: Registry, policy: Policy, *, started_at: datetime,
                  deduper: Deduper | None = None, finished: MutableMapping[str, dict] | None = None) -> None:
@@ -56,10 +99,13 @@ class Detector:
         self.settings = settings
         self.registry = registry
         self.validator = EventValidator(registry)
-        self.deduper = deduper or Deduper(settings.dedup_window)
+        self._seen = RecordingDict()
+        self.deduper = deduper if deduper is not None else Deduper(settings.dedup_window, store=self._seen)
+        self._finished = RecordingDict() if finished is None else finished
+        self._finished_utm: dict[str, str] = {}
         self.correlator = Correlator(
             policy, window=settings.correlation_window, tz=settings.tz, tenant_of=registry.tenant_of,
-            finished=finished,
+            finished=self._finished,
         )
         self.policy = policy
         self.monitor = UtmMonitor(
@@ -117,11 +163,108 @@ class Detector:
         self.deduper.expire(now)
         self.correlator.expire(now)
 
+    # --- the façade a driver uses -------------------------------------------------------------
+
+    def restore(self, keyed: Iterable[tuple[str, Any]], seen: Iterable[tuple[str, float]], now: datetime) -> None:
+        """Rebuild from saved state (keys as `StateChanges.keyed` gave them) and remembered pairs;
+        pairs older than the dedup window are skipped."""
+        horizon = now.timestamp() - self.deduper.window
+        for key, first in seen:
+            if first > horizon and self.deduper.store.get(key, 0.0) < first:
+                self._seen.load(key, first)
+        for key, value in keyed:
+            if value is None:
+                continue
+            parts = key.split("\x1f")
+            if key == MONITOR_KEY:
+                self.monitor.load_monitor_state(value)
+            elif parts[1:] == ["correlation"]:
+                self.correlator.load_state(parts[0], value)
+            elif parts[1:] == ["life"]:
+                self.monitor.load(parts[0], value)
+            elif len(parts) == 3 and parts[1] == "finished":
+                self._finished.load(parts[2], value)  # type: ignore[union-attr]
+                self._finished_utm[parts[2]] = parts[0]
+        self.deduper.rebuild_index()
+        self.correlator.rebuild_index()
+
+    def step(self, records: Iterable[InputRecord], now: datetime) -> DetectorStep:
+        """Take a batch of raw inputs at `now`. A record the logic fails on becomes an
+        `internal_error` rejection with its original bytes; the batch goes on."""
+        out = Outputs()
+        touched: set[str] = set()
+        for record in records:
+            try:
+                if record.kind == "verdict":
+                    verdict = Verdict.from_record(orjson.loads(record.value))
+                    self.apply_verdict(verdict, now, out)
+                    utm_id = self.correlator.utm_of(verdict.alert_id) or self._finished_utm.get(verdict.alert_id)
+                    if utm_id:
+                        touched.add(utm_id)
+                    continue
+                accepted = self.take(record.value, now, out, kind=record.kind, topic=record.topic,
+                                     partition=record.partition, offset=record.offset)
+                if accepted is not None:
+                    touched.add(accepted.utm_id)
+            except Exception as exc:  # noqa: BLE001 - a record must never stop the batch
+                out.rejections.append(_failure(record, exc, now))
+        return self._stepped(out, touched, monitor=False)
+
+    def tick(self, now: datetime) -> DetectorStep:
+        """The timed check (at least once a minute): timeouts, mass outage, daily reminders."""
+        out = Outputs()
+        self.check(now, out)
+        touched = {c.utm_id for c in out.status_changes} | {n.utm_id for n in out.notices}
+        return self._stepped(out, touched, monitor=True)
+
+    def upkeep(self, now: datetime) -> DetectorStep:
+        """Forget what can no longer matter (dedup pairs, alerts past joining and retention)."""
+        self.deduper.expire(now)
+        touched = self.correlator.expire(now)
+        return self._stepped(Outputs(), touched, monitor=False)
+
+    def utm_of(self, alert_id: str) -> str | None:
+        return self.correlator.utm_of(alert_id) or self._finished_utm.get(alert_id)
+
+    @property
+    def mass_outage(self) -> bool:
+        return self.monitor.mass_outage
+
+    @property
+    def utm_counts(self) -> dict[str, int]:
+        return {"seen": self.monitor.seen_count, "offline": self.monitor.offline_count}
+
+    def _stepped(self, out: Outputs, touched: set[str], *, monitor: bool) -> DetectorStep:
+        keyed: dict[str, Any] = {}
+        for utm_id in touched:
+            keyed[state_key(utm_id, "correlation")] = self.correlator.state_for(utm_id) or None
+            life = self.monitor.state_of(utm_id)
+            if life is not None:
+                keyed[state_key(utm_id, "life")] = life
+        if isinstance(self._finished, RecordingDict):
+            for alert_id, record in self._finished.drain().items():
+                utm_id = record["utm_id"] if record is not None else self._finished_utm.pop(alert_id, None)
+                if utm_id is None:
+                    continue
+                if record is not None:
+                    self._finished_utm[alert_id] = utm_id
+                keyed[state_key(utm_id, "finished", alert_id)] = record
+        if monitor:
+            keyed[MONITOR_KEY] = self.monitor.monitor_state()
+        seen = [(k, v) for k, v in self._seen.drain().items() if v is not None]
+        return DetectorStep(out, StateChanges(keyed, seen))
+
     @staticmethod
     def _collect(result: MonitorResult, out: Outputs) -> None:
         out.status_changes.extend(result.status_changes)
         out.notices.extend(result.notices)
         out.incidents.extend(result.incidents)
+
+
+def _failure(record: InputRecord, exc: Exception, now: datetime) -> Rejection:
+    text, b64 = original_value(record.value)
+    return Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], record.topic or record.kind,
+                     record.partition, record.offset, now, text, b64)
 
 
 class MailDesk:
@@ -131,9 +274,51 @@ class MailDesk:
                  scheduler: MailScheduler | None = None) -> None:
         self.settings = settings
         self.tenant_of_id = tenant_of_id
-        self.scheduler = scheduler or MailScheduler(
+        self.scheduler = scheduler if scheduler is not None else MailScheduler(
             settings.mail_group_wait, settings.mail_group_interval, settings.mail_urgent_wait,
         )
+
+    # --- the façade a driver uses -------------------------------------------------------------
+
+    def restore(self, keyed: Iterable[tuple[str, Any]]) -> None:
+        """Rebuild the tenants' schedules from saved state (keys as `MailStep.state` gave them)."""
+        s = self.settings
+        for key, value in keyed:
+            if value is not None:
+                self.scheduler.tenants[route_of(key)] = TenantMailSchedule.from_state(
+                    value, s.mail_group_wait, s.mail_group_interval, s.mail_urgent_wait)
+
+    def step(self, requests: Iterable[MailRequest], now: datetime) -> MailStep:
+        """Take mail requests at `now`: mails that go at once (verdicts, UTM notices) come back;
+        alert changes wait for their group."""
+        mails: list[Mail] = []
+        tenants: set[str] = set()
+        for request in requests:
+            if request.notice is not None:
+                mails.extend(self.notice(request.notice, now))
+                continue
+            assert request.change is not None
+            tenants.add(request.tenant_id)
+            mails.extend(self.offer(request.change, now))
+        return self._stepped(mails, tenants)
+
+    def tick(self, now: datetime) -> MailStep:
+        """Send what fell due by `now`."""
+        due = {t for t, s in self.scheduler.tenants.items() if (at := s.due_at()) is not None and at <= now}
+        if not due:
+            return MailStep()
+        return self._stepped(self.due(now), due)
+
+    def _stepped(self, mails: list[Mail], tenants: set[str]) -> MailStep:
+        step = MailStep(mails)
+        for tenant_id in tenants:
+            schedule = self.scheduler.tenants.get(tenant_id)
+            if schedule is None or schedule.is_idle():
+                self.scheduler.tenants.pop(tenant_id, None)
+                step.state.keyed[state_key(tenant_id, "schedule")] = None
+            else:
+                step.state.keyed[state_key(tenant_id, "schedule")] = schedule.to_state()
+        return step
 
     def _mailable(self, tenant_id: str, moment: datetime) -> Tenant | None:
         """The tenant, if active and in contract on the local day of `moment`: the mail's time for

@@ -13,6 +13,7 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    retention_ms: int | None = None
 
 
 def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
@@ -33,7 +34,23 @@ so one worker owns each broadcast and reads the notices in publication order."""
         TopicSpec(topics.verdicts_by_utm, partitions),
         TopicSpec(topics.failed_mails, partitions),
         TopicSpec(topics.notices, 1, compacted=True),
+        TopicSpec(topics.alert_routes, partitions, compacted=True),
+        TopicSpec(topics.detect_state, partitions, compacted=True),
+        TopicSpec(topics.detect_seen, partitions, retention_ms=SEEN_RETENTION_MS),
+        TopicSpec(topics.mail_state, partitions, compacted=True),
+        TopicSpec(topics.mail_ledger, partitions, compacted=True),
     ]
+
+
+SEEN_RETENTION_MS = 3 * 24 * 3600 * 1000
+"""The dedup log keeps a few days (restore skips pairs past the dedup window itself)."""
+
+
+def _configs(spec: TopicSpec) -> dict[str, str]:
+    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+    if spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    return configs
 
 
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.0) -> list[str]:
@@ -56,7 +73,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
         _check_partitions(admin, [s for s in specs if s.name in existing])
         missing = [s for s in specs if s.name not in existing]
         new = [
-            NewTopic(s.name, s.partitions, 1, topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+            NewTopic(s.name, s.partitions, 1, topic_configs=_configs(s))
             for s in missing
         ]
         if new:

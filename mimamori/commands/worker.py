@@ -13,7 +13,6 @@ HELP = "run the pipeline: the Faust worker consuming the UTM topics"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka", help="bootstrap servers (overrides MIMAMORI_KAFKA)")
-    parser.add_argument("--app-id", default="mimamori", help="consumer group and state prefix (default: mimamori)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--clock-start", metavar="TIME", type=_time,
                         help="start the worker's clock at TIME (RFC 3339 with offset) and run it at wall speed: "
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.kafka:
         settings = settings.with_overrides(kafka=args.kafka)
     clock = ShiftedClock(args.clock_start) if args.clock_start else None
-    app = build_app(settings, args.app_id, clock=clock)
+    app = build_app(settings, clock=clock)
     worker = Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -75,7 +75,7 @@ class WorkerProcess:
         self.starts += 1
         log = open(self.workdir / f"worker-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mimamori.cli", "worker", "--app-id", self.prefix + "mimamori", "--loglevel", "info",
+            [sys.executable, "-m", "mimamori.cli", "worker", "--loglevel", "info",
              *self.extra_args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
