@@ -104,7 +104,7 @@ async def _run_worker(settings: Settings, store: object, sim: Simulation, plan: 
         await _wait(lambda: _records(metrics) >= expected_records, 120)
         say(f"demo: the worker took all {expected_records} lines; waiting {plan.settle:.0f}s for mails")
         await asyncio.sleep(plan.settle / 2)
-        investigated = _investigated_alert(app, sim)
+        investigated = await asyncio.get_running_loop().run_in_executor(None, _investigated_alert, settings)
         if investigated:
             verdict = Verdict(investigated, 2, "The file was a known-bad tool; a full scan is recommended.",
                               datetime.now(timezone.utc))
@@ -130,12 +130,20 @@ async def _wait(condition: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
-def _investigated_alert(app: object, sim: Simulation) -> str | None:
-    detector = app.mimamori.utm_side.detector  # type: ignore[attr-defined]
-    for alert in detector.correlator.alerts() if detector else []:
-        if alert.status == "investigating":
-            return alert.alert_id
-    return None
+def _investigated_alert(settings: Settings) -> str | None:
+    """An alert under investigation, as the `alerts` topic tells it (what an analyst's tool reads)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        latest = {}
+        for message in consumer:
+            alert = orjson.loads(message.value)
+            latest[alert["alert_id"]] = alert
+    finally:
+        consumer.close()
+    return next((a for a, alert in sorted(latest.items()) if alert["status"] == "investigating"), None)
 
 
 def _show(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str], None]) -> None:
