@@ -32,7 +32,7 @@ class Context:
     publisher: Publisher
     registry: Registry
     policy: Policy
-    store: Store
+    store: Store | None
     metrics: Metrics
     clock: Clock
     progress: dict[str, float] = field(default_factory=dict)
@@ -72,6 +72,9 @@ class Context:
         for mail in mails:
             self.metrics.mails.labels(mail.kind).inc()
 
+    def processor(self, name: str) -> PartitionedProcessor:
+        return next(p for p in self.processors if p.name == name)
+
     @property
     def topics(self) -> Any:
         return self.settings.topics
@@ -100,9 +103,10 @@ class Context:
     async def durably(self, what: str, action: Callable[[], T], *, first_delay: float = 0.5,
                       max_delay: float = 30.0) -> T:
         """Run a blocking store call in a thread until it succeeds. The input of the batch is not
-        acknowledged meanwhile: that is the backpressure. An unavailable store is waited for; any
-        other store error is logged as an error and retried too (a batch given up would be acknowledged
-        and lost), and /health reports the failing write until it succeeds."""
+        acknowledged meanwhile: that is the backpressure. An unavailable store is waited for
+        (transient: retried with backoff, shown in /health and the failure metric); any other
+        `StoreError` means retrying cannot help (permanent) and is raised for the caller to
+        dead-letter what it was writing."""
         delay = first_delay
         while True:
             try:
@@ -112,10 +116,11 @@ class Context:
             except StoreUnavailable as exc:
                 self.metrics.store_failures.labels(what).inc()
                 log.warning("store unavailable for %s, retrying in %.1fs: %s", what, delay, exc)
-            except StoreError as exc:
+                self.failing[what] = f"store unavailable: {exc}"[:300]
+            except StoreError:
                 self.metrics.store_failures.labels(what).inc()
-                self.failing[what] = str(exc)[:300]
-                log.error("store write %s failed, retrying in %.1fs: %s", what, delay, exc)
+                self.failing.pop(what, None)
+                raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
 

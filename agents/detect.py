@@ -2,14 +2,14 @@
 
 One partitioned processor (`agents.runtime`) takes batches from `utm.events`, `utm.heartbeats` and
 the internal verdict topic (all keyed by utm_id, co-partitioned). For each batch, in this order:
-the Kafka messages (rejections, alert versions, mail requests, alert routes) and a marker of the
-batch's offsets (so a restart knows which of its events may already be in the store); the store
-rows; the state changes; then the runtime commits. A timer runs the heartbeat checks.
+a marker of the batch's offsets (so that a restart knows which of its records it may have
+published already); the Kafka messages (rejections, alert versions, mail requests, alert routes, and
+the rows for the store, inserted by the store processor off this path); the state changes; then
+the runtime commits. A timer runs the heartbeat checks.
 """
 from __future__ import annotations
 
 import collections
-import time
 from typing import Any
 
 import orjson
@@ -20,14 +20,13 @@ from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from agents.tables import partition_for
 from pipeline.config import Settings
 from pipeline.engine import MONITOR_KEY, Detector, DetectorStep, InputRecord
-from pipeline.sinks import unstored_events
+from agents.store import row_messages
 from pipeline.step import route_of
-from pipeline.store.sink import batch_token
 
 BATCH_SIZE = 10_000
 EXPIRE_INTERVAL = 300.0
 INFLIGHT_KEY = "\x1finflight"
-"""State key (per partition) of the offsets a batch reached before its store insert."""
+"""State key (per partition) of the offsets a batch reached before it published anything."""
 
 
 class UtmSide:
@@ -80,10 +79,9 @@ class UtmSide:
             inputs.append(InputRecord(self.kinds[r.topic], r.value or b"", r.topic, r.partition, r.offset))
             ends[r.partition][r.topic] = r.offset + 1
         step = self.detector.step(inputs, now)
-        replayed = {(r.topic, r.partition, r.offset) for r in records
-                    if r.offset < self.inflight.get((r.topic, r.partition), -1)}
+        replayed = any(r.offset < self.inflight.get((r.topic, r.partition), -1) for r in records)
         markers = [StateWrite(p, INFLIGHT_KEY, topics) for p, topics in ends.items()]
-        await self.publish(step, markers, token=_batch_identity(records), replayed=replayed)
+        await self.publish(step, markers, replayed)
         for (topic, partition), end in list(self.inflight.items()):
             if ends.get(partition, {}).get(topic, -1) >= end:
                 del self.inflight[(topic, partition)]
@@ -97,7 +95,7 @@ class UtmSide:
         if self.detector is None:
             return []
         step = self.detector.tick(ctx.clock.now())
-        await self.publish(step, [], token=None, replayed=set())
+        await self.publish(step, [], replayed=False)
         ctx.metrics.mass_outage.set(1 if self.detector.mass_outage else 0)
         for status, count in self.detector.utm_counts.items():
             ctx.metrics.utms.labels(status).set(count)
@@ -111,14 +109,17 @@ class UtmSide:
         self.ctx.progressed("expire-state")
         return _state_writes(step)
 
-    async def publish(self, step: DetectorStep, markers: list[StateWrite], token: str | None,
-                      replayed: set[tuple[str, int, int]]) -> None:
-        """Kafka messages first (customer notices never wait for the store), then store rows."""
+    async def publish(self, step: DetectorStep, markers: list[StateWrite], replayed: bool) -> None:
+        """The batch's offsets first (so that a restart knows which records it may have published
+        already), then every message: rejections, alert versions, mail requests, alert routes and
+        the rows for the store, which a store processor inserts off this path."""
         ctx = self.ctx
         out = step.outputs
-        messages = _messages(ctx, step)
-        state_topic = ctx.settings.topics.detect_state
-        messages += [(state_topic, m.key.encode(), orjson.dumps(m.value), m.partition) for m in markers if m.key]
+        if markers:
+            state_topic = ctx.settings.topics.detect_state
+            await ctx.deliver_all("detect-messages", lambda: ctx.publisher.send_all(
+                (state_topic, m.key.encode(), orjson.dumps(m.value), m.partition) for m in markers if m.key))
+        messages = _messages(ctx, step) + row_messages(ctx.settings.topics.store_rows, step.rows, recheck=replayed)
         await ctx.deliver_all("detect-messages", lambda: ctx.publisher.send_all(messages))
         for rejection in out.rejections:
             ctx.metrics.rejections.labels(rejection.reason).inc()
@@ -128,19 +129,6 @@ class UtmSide:
             log.warning("incident %s %s: %d UTMs silent at %s", incident.kind, incident.state, incident.utms, incident.at)
         ctx.metrics.duplicates.inc(out.duplicates)
         ctx.metrics.late.inc(out.late)
-        for table, rows in step.rows.items():
-            if table == "events" and replayed:
-                rows = await ctx.durably("events", lambda: unstored_events(ctx.store, rows))
-            if rows:
-                await self._insert(table, rows, token)
-
-    async def _insert(self, table: str, rows: list[dict[str, Any]], token: str | None) -> None:
-        ctx = self.ctx
-        dedup = f"{token}:{table}" if token else batch_token(table, rows)
-        started = time.perf_counter()
-        await ctx.durably(table, lambda: ctx.store.insert(table, rows, dedup_token=dedup))
-        ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
-        ctx.metrics.store_rows.labels(table).inc(len(rows))
 
 
 def _messages(ctx: Context, step: DetectorStep) -> list[tuple[str, bytes | None, bytes | None, int | None]]:
@@ -172,16 +160,6 @@ def _state_writes(step: DetectorStep, partitions: set[int] | frozenset[int] = fr
             by_partition[partition_for(route_of(pair[0]), PARTITIONS)].append(pair)
         writes.extend(StateWrite(p, None, pairs) for p, pairs in by_partition.items())
     return writes
-
-
-def _batch_identity(records: list[ConsumerRecord]) -> str:
-    """The same input records give the same insert token, whatever the clock said."""
-    import hashlib
-
-    digest = hashlib.blake2b(digest_size=16)
-    for r in records:
-        digest.update(f"{r.topic}/{r.partition}/{r.offset};".encode())
-    return digest.hexdigest()
 
 
 def check_interval(settings: Settings) -> float:

@@ -18,6 +18,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import PARTITIONS, Context, log
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from agents.store import row_messages
 from agents.tables import partition_for
 from pipeline.engine import MailDesk
 from pipeline.mail.ledger import Retrier
@@ -140,8 +141,8 @@ class Sender:
         assert self.processor is not None
         await self.processor.write_state([StateWrite(partition_for(mail.tenant_id, PARTITIONS), key, self.ledger[key])])
         ctx.metrics.mails_delivered.labels(mail.kind).inc()
-        rows = mail_rows([mail], delivered_at)["mails"]
-        await ctx.durably("mails", lambda: ctx.store.insert("mails", rows, dedup_token=f"mail:{mail.message_id}"))
+        await ctx.deliver_all("mail-rows", lambda: ctx.publisher.send_all(
+            row_messages(ctx.settings.topics.store_rows, mail_rows([mail], delivered_at))))
 
     async def prune(self) -> list[StateWrite]:
         """A mail can come round again only while its request can be re-read (minutes after a

@@ -17,11 +17,11 @@ from aiokafka import ConsumerRecord
 from agents.context import Context, log
 from agents.notice_follower import register_follower
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from agents.store import row_messages
 from pipeline.notices.mail import notice_mails
 from pipeline.notices.pacing import paced_chunks
 from pipeline.notices.topic import NoticeBook
 from pipeline.store.rows import notice_removed_row, notice_row
-from pipeline.store.sink import batch_token
 
 AGENT = "notices"
 
@@ -59,7 +59,8 @@ class NoticeDesk:
                 taken.append(notice)
         if rows:
             batch = list(rows.values())
-            await ctx.durably("notices", lambda: ctx.store.insert("notices", batch, dedup_token=batch_token("notices", batch)))
+            await ctx.deliver_all("notice-rows", lambda: ctx.publisher.send_all(
+                row_messages(ctx.settings.topics.store_rows, {"notices": batch})))
         for notice in taken:
             mails = notice_mails(notice, ctx.registry, ctx.clock.now(), ctx.settings.tz)
             if mails:

@@ -15,7 +15,7 @@ from agents.context import Context, log
 from pipeline.config import Settings
 from pipeline.models import Registry, Tenant, Utm
 from pipeline.store.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
-from pipeline.store.sink import batch_token
+from agents.store import row_messages
 
 
 class RegistryFollower:
@@ -155,8 +155,8 @@ class _MirrorHandler:
             except Exception as exc:  # noqa: BLE001
                 await ctx.dead_letter(f"mirror-{mirror.table}", record, exc)
         if rows:
-            await ctx.durably(mirror.table, lambda: ctx.store.insert(
-                mirror.table, rows, dedup_token=batch_token(mirror.table, rows)))
+            await ctx.deliver_all(f"mirror-{mirror.table}", lambda: ctx.publisher.send_all(
+                row_messages(ctx.settings.topics.store_rows, {mirror.table: rows})))
         ctx.progressed(f"mirror-{mirror.table}")
         return []
 

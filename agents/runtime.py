@@ -77,7 +77,7 @@ class Publisher(Service):
         async with self._starting:
             if self.producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5, compression_type="lz4",
                     max_request_size=8 * 1024 * 1024, max_batch_size=1024 * 1024, client_id="mimamori",
                 )
                 await producer.start()
@@ -107,7 +107,7 @@ class PartitionedProcessor(Service):
 
     def __init__(self, *, name: str, group: str, bootstrap: str, inputs: list[str], handler: Handler,
                  publisher: Publisher, state_topic: str | None = None, log_topic: str | None = None,
-                 max_records: int = 10_000, poll_ms: int = 200,
+                 max_records: int = 10_000, poll_ms: int = 200, linger_ms: int = 0,
                  on_batch: Callable[[int, float], None] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
@@ -120,6 +120,7 @@ class PartitionedProcessor(Service):
         self.log_topic = log_topic
         self.max_records = max_records
         self.poll_ms = poll_ms
+        self.linger_ms = linger_ms
         self.on_batch = on_batch
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
@@ -160,6 +161,8 @@ class PartitionedProcessor(Service):
                 continue
             try:
                 batch = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                if batch and self.linger_ms:
+                    batch = await self._linger(consumer, batch)
             except Exception as exc:  # noqa: BLE001 - the loop outlives a broker hiccup and a stop
                 if self.should_stop or self.consumer is None:
                     continue
@@ -170,6 +173,18 @@ class PartitionedProcessor(Service):
                 await self._take(batch)
             else:
                 self.last_progress = time.time()
+
+    async def _linger(self, consumer: AIOKafkaConsumer,
+                      batch: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Gather more records for up to `linger_ms` (fewer, larger batches for the store)."""
+        deadline = time.monotonic() + self.linger_ms / 1000
+        count = sum(len(records) for records in batch.values())
+        while count < self.max_records and (left := deadline - time.monotonic()) > 0:
+            more = await consumer.getmany(timeout_ms=int(left * 1000), max_records=self.max_records - count)
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batch
 
     async def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         started = time.perf_counter()

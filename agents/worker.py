@@ -8,8 +8,9 @@ import faust
 from prometheus_client import generate_latest
 
 from agents import detect, mail, notices, report, verdicts
+from agents import store as store_side
 from agents.app import make_app
-from agents.context import Context
+from agents.context import Context, log
 from agents.registry import register_follower, register_mirrors
 from agents.runtime import Publisher
 from pipeline.clock import Clock, SystemClock
@@ -18,7 +19,7 @@ from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.rules import load_policy
-from pipeline.store.backends import Store, open_store
+from pipeline.store.backends import Store, StoreHeld, open_store
 from pipeline.store.migrate import apply_migrations
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -32,8 +33,7 @@ def build_app(settings: Settings, *, store: Store | None = None,
     before the worker starts consuming."""
     policy = load_policy(settings.rules_file)
     if store is None:
-        store = open_store(settings.clickhouse)
-        apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
+        store = _claim_store(settings)
     if create_topics:
         ensure_topics(settings.kafka, topic_specs(settings.topics))
     app = make_app(settings, settings.topics.deployment, web=web)
@@ -49,9 +49,24 @@ def build_app(settings: Settings, *, store: Store | None = None,
     verdicts.register(ctx)
     notices.register(ctx)
     report.register(ctx)
+    if store is not None:
+        store_side.register(ctx)
+
     _web_pages(ctx)
     app.finalize()
     return app
+
+
+def _claim_store(settings: Settings) -> Store | None:
+    """The store, migrated; None when it is an embedded store another worker holds: then this
+    worker runs everything but the store processor (rows wait in Kafka for the one that holds it)."""
+    try:
+        store = open_store(settings.clickhouse)
+    except StoreHeld as exc:
+        log.warning("%s; this worker leaves the store to it", exc)
+        return None
+    apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
+    return store
 
 
 def _web_pages(ctx: Context) -> None:

@@ -122,6 +122,8 @@ class Topics:
     detect_seen: str = "mimamori-detect-seen"
     mail_state: str = "mimamori-mail-state"
     mail_ledger: str = "mimamori-mail-ledger"
+    store_rows: str = "mimamori-store-rows"
+    store_state: str = "mimamori-store-state"
     deployment: str = "mimamori"
     """Not a topic: the deployment's name, prefixed like the topics; consumer groups derive from it."""
 

@@ -14,6 +14,7 @@ class TopicSpec:
     partitions: int
     compacted: bool = False
     retention_ms: int | None = None
+    max_message_bytes: int | None = None
 
 
 def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
@@ -39,9 +40,13 @@ so one worker owns each broadcast and reads the notices in publication order."""
         TopicSpec(topics.detect_seen, partitions, retention_ms=SEEN_RETENTION_MS),
         TopicSpec(topics.mail_state, partitions, compacted=True),
         TopicSpec(topics.mail_ledger, partitions, compacted=True),
+        TopicSpec(topics.store_rows, partitions, retention_ms=STORE_ROWS_RETENTION_MS, max_message_bytes=16 * 1024 * 1024),
+        TopicSpec(topics.store_state, partitions, compacted=True),
     ]
 
 
+STORE_ROWS_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""Rows wait here while ClickHouse is down: a week of outage is covered."""
 SEEN_RETENTION_MS = 3 * 24 * 3600 * 1000
 """The dedup log keeps a few days (restore skips pairs past the dedup window itself)."""
 
@@ -50,6 +55,8 @@ def _configs(spec: TopicSpec) -> dict[str, str]:
     configs = {"cleanup.policy": "compact"} if spec.compacted else {}
     if spec.retention_ms is not None:
         configs["retention.ms"] = str(spec.retention_ms)
+    if spec.max_message_bytes is not None:
+        configs["max.message.bytes"] = str(spec.max_message_bytes)
     return configs
 
 

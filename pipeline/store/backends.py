@@ -24,6 +24,10 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached now (refused, gone, timed out): retry with backoff."""
 
 
+class StoreHeld(StoreError):
+    """The embedded store's directory is open in another process (it belongs to one at a time)."""
+
+
 class Store(Protocol):
     url: str
 
@@ -103,6 +107,7 @@ class ChdbStore:
         self.path = path
         self.database = database
         path.mkdir(parents=True, exist_ok=True)
+        self._held = _hold(path)
         self._session = session.Session(str(path))
         self._lock = threading.Lock()
         if database != "default":
@@ -145,8 +150,23 @@ class ChdbStore:
             if self._session is not None:
                 self._session.close()
                 self._session = None
+                self._held.close()
             if _chdb_open.get(str(self.path)) is self:
                 del _chdb_open[str(self.path)]
+
+
+def _hold(path: Path) -> Any:
+    """An exclusive lock on `PATH.lock` for as long as this process keeps the store open."""
+    import fcntl
+
+    handle = open(f"{path}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreHeld(f"the embedded store {path} is open in another process (a worker?); "
+                        "it belongs to one process at a time") from None
+    return handle
 
 
 def _open_chdb(url: str) -> ChdbStore:

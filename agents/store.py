@@ -1,0 +1,127 @@
+"""The store side of the worker: rows for ClickHouse, off the path of customer notices.
+
+Every other processor publishes the rows it wants stored on the internal topic
+`mimamori-store-rows` (one message per table and input partition per batch, beside its other
+outputs), so a ClickHouse outage delays only the portal's data. This processor inserts them in
+large batches (it lingers to gather about a second of them), one insert per table:
+
+- before an insert it saves, per partition, the offset the insert reaches (`intent`); after a crash
+  the records below that offset may be in the store already, so their event rows are checked
+  against the store before they are inserted again (every other table keeps the latest version of
+  each row, where a repeat changes nothing);
+- a message marked `recheck` (its producer may have published it before, from records it read
+  again after a crash) gets the same check;
+- offsets are committed only after every insert of the batch succeeded; an insert the store refuses
+  for good (`StoreError`) dead-letters the offending messages and the partition goes on.
+
+With the embedded store only the worker that holds it runs this processor.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord
+
+from agents.context import Context, log
+from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from pipeline.sinks import unstored_events
+from pipeline.store.backends import StoreError
+
+INTENT_KEY = "\x1fintent"
+LINGER_MS = 1000
+
+
+ROWS_PER_MESSAGE = 2000
+
+
+def row_messages(topic: str, rows_by_table: dict[str, list[dict[str, Any]]],
+                 *, recheck: bool = False) -> list[tuple[str, bytes | None, bytes | None, int | None]]:
+    """The store-rows messages of one batch: keyed by table (so each table's rows keep their
+    order), at most ROWS_PER_MESSAGE rows each."""
+    return [(topic, table.encode(), orjson.dumps({"table": table, "rows": rows[i:i + ROWS_PER_MESSAGE],
+                                                   "recheck": recheck}), None)
+            for table, rows in rows_by_table.items() for i in range(0, len(rows), ROWS_PER_MESSAGE)]
+
+
+class StoreSide:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.intent: dict[int, int] = {}
+
+    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
+        for p in partitions:
+            end = saved.keyed.get(p, {}).get(INTENT_KEY)
+            if end is not None:
+                self.intent[p] = int(end)
+
+    async def revoked(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.intent.pop(p, None)
+
+    async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]:
+        ctx = self.ctx
+        by_table: dict[str, list[tuple[ConsumerRecord, list[dict[str, Any]], bool]]] = collections.defaultdict(list)
+        for record in records:
+            try:
+                message = orjson.loads(record.value or b"")
+                recheck = bool(message.get("recheck")) or record.offset < self.intent.get(record.partition, -1)
+                by_table[message["table"]].append((record, message["rows"], recheck))
+            except Exception as exc:  # noqa: BLE001
+                await ctx.dead_letter("store", record, exc)
+        ends: dict[int, int] = {}
+        for record in records:
+            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+        processor = ctx.processor("store")
+        await processor.write_state([StateWrite(p, INTENT_KEY, end) for p, end in ends.items()])
+        token = _identity(records)
+        for table, parts in by_table.items():
+            await self._insert(table, parts, token)
+        for p, end in ends.items():
+            if self.intent.get(p, -1) <= end:
+                self.intent.pop(p, None)
+        ctx.progressed("store")
+        return []
+
+    async def _insert(self, table: str, parts: list[tuple[ConsumerRecord, list[dict[str, Any]], bool]], token: str) -> None:
+        ctx = self.ctx
+        rows = [row for _, part, _ in parts for row in part]
+        if table == "events" and any(recheck for _, _, recheck in parts):
+            rows = await ctx.durably("events", lambda: unstored_events(ctx.store, rows))
+        if not rows:
+            return
+        started = time.perf_counter()
+        try:
+            await ctx.durably(table, lambda: ctx.store.insert(table, rows, dedup_token=f"{token}:{table}"))
+        except StoreError as exc:
+            if len(parts) == 1:
+                log.error("store refused %d %s rows for good: %s", len(rows), table, exc)
+                await ctx.dead_letter("store", parts[0][0], exc)
+                return
+            log.warning("store refused a batch of %s rows (%s); inserting its messages one by one", table, exc)
+            for part in parts:
+                await self._insert(table, [part], f"{token}:{part[0].partition}/{part[0].offset}")
+            return
+        ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
+        ctx.metrics.store_rows.labels(table).inc(len(rows))
+
+
+def _identity(records: list[ConsumerRecord]) -> str:
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for r in records:
+        digest.update(f"{r.topic}/{r.partition}/{r.offset};".encode())
+    return digest.hexdigest()
+
+
+def register(ctx: Context) -> StoreSide:
+    side = StoreSide(ctx)
+    topics = ctx.settings.topics
+    ctx.add_processor(PartitionedProcessor(
+        name="store", group=topics.group("store"), bootstrap=ctx.settings.kafka, inputs=[topics.store_rows],
+        handler=side, publisher=ctx.publisher, state_topic=topics.store_state, max_records=2000,
+        linger_ms=LINGER_MS, loop=ctx.app.loop, beacon=ctx.app.beacon))
+    return side
