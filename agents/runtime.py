@@ -77,7 +77,7 @@ class Publisher(Service):
         async with self._starting:
             if self.producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5, compression_type="lz4",
+                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
                     max_request_size=8 * 1024 * 1024, max_batch_size=1024 * 1024, client_id="mimamori",
                 )
                 await producer.start()

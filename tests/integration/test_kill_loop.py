@@ -14,13 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.simulate import Simulation
 from pipeline.store.backends import open_store
 from tests.support.flows import final_alerts, publish_registry, send_lines
 from tests.support.services import ROOT, KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, read_topic, wait_for
+from tests.support.worker import WorkerProcess, committed_everything, read_topic, wait_for
 
 ITERATIONS = 20
 MOMENTS = ("at-start", "restoring", "mid-batch", "after-alert", "mailing")
@@ -38,19 +37,6 @@ def launch(worker: WorkerProcess) -> None:
 
 def alerts_seen(worker: WorkerProcess) -> int:
     return len(read_topic(worker.bootstrap, worker.topics.alerts, timeout=2, idle=0.5))
-
-
-def committed_everything(worker: WorkerProcess, group: str, topics: list[str]) -> bool:
-    admin = KafkaAdminClient(bootstrap_servers=worker.bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=worker.bootstrap)
-    try:
-        committed = admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(t, p) for t in topics for p in range(6)]
-        ends = consumer.end_offsets(tps)
-        return all((committed.get(tp).offset if committed.get(tp) else 0) >= ends[tp] for tp in tps)
-    finally:
-        consumer.close()
-        admin.close()
 
 
 def kill_at(worker: WorkerProcess, moment: str, smtp: SmtpSink, step: int) -> str:
@@ -90,12 +76,12 @@ def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
             deaths.append(kill_at(worker, MOMENTS[step % len(MOMENTS)], own_smtp_server, step))
         worker.start()
         topics = worker.topics
-        wait_for(lambda: committed_everything(worker, topics.group("detect"), [topics.events, topics.heartbeats]),
+        wait_for(lambda: committed_everything(worker.bootstrap, topics.group("detect"), [topics.events, topics.heartbeats]),
                  timeout=240, every=1.0, message="every input line committed")
-        wait_for(lambda: committed_everything(worker, topics.group("mail-timing"), [topics.mail_requests]),
+        wait_for(lambda: committed_everything(worker.bootstrap, topics.group("mail-timing"), [topics.mail_requests]),
                  timeout=60, every=1.0, message="every mail request committed")
         time.sleep(12)  # the last group's wait and interval (FAST_TIMINGS), then the outbox
-        wait_for(lambda: committed_everything(worker, topics.group("mail-sender"), [topics.outbox]),
+        wait_for(lambda: committed_everything(worker.bootstrap, topics.group("mail-sender"), [topics.outbox]),
                  timeout=60, every=1.0, message="every outbox mail delivered")
         metrics = worker.metrics()
         log = "\n".join((worker.workdir / f"worker-{n}.log").read_text(errors="replace")

@@ -185,3 +185,26 @@ def one_tenant_registry(tenant_id: str, name: str, emails: list[str], utm_ids: l
         "utms": [{"utm_id": utm_id, "tenant_id": tenant_id, "model": "ZA-SA3500G",
                   "registered_at": f"{start}T00:00:00Z", "active": True} for utm_id in utm_ids],
     }
+
+
+def committed_everything(bootstrap: str, group: str, topics: list[str], partitions: int = 6) -> bool:
+    """Whether `group` committed every partition of `topics` up to its end."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        ends = consumer.end_offsets(tps)
+        return all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
+    finally:
+        consumer.close()
+
+
+def group_names(bootstrap: str) -> set[str]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return {g["group_id"] if isinstance(g, dict) else g[0] for g in admin.list_groups()}
+    finally:
+        admin.close()
