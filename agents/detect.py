@@ -17,7 +17,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import PARTITIONS, Context, log
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
-from agents.tables import partition_for
+from agents.partitioning import partition_for
 from pipeline.config import Settings
 from pipeline.engine import MONITOR_KEY, Detector, DetectorStep, InputRecord
 from agents.store import row_messages

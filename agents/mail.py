@@ -19,7 +19,7 @@ from aiokafka import ConsumerRecord
 from agents.context import PARTITIONS, Context, log
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from agents.store import row_messages
-from agents.tables import partition_for
+from agents.partitioning import partition_for
 from pipeline.engine import MailDesk
 from pipeline.mail.ledger import Retrier
 from pipeline.mail.requests import MailRequest

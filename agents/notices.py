@@ -21,7 +21,7 @@ from agents.store import row_messages
 from pipeline.notices.mail import notice_mails
 from pipeline.notices.pacing import paced_chunks
 from pipeline.notices.topic import NoticeBook
-from pipeline.store.rows import notice_removed_row, notice_row
+from pipeline.rows import notice_removed_row, notice_row
 
 AGENT = "notices"
 

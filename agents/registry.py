@@ -14,7 +14,7 @@ import orjson
 from agents.context import Context, log
 from pipeline.config import Settings
 from pipeline.models import Registry, Tenant, Utm
-from pipeline.store.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
+from pipeline.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
 from agents.store import row_messages
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.models import Event  # noqa: E402
 from pipeline.store.backends import open_store  # noqa: E402
 from pipeline.store.migrate import apply_migrations  # noqa: E402
-from pipeline.store.rows import event_row  # noqa: E402
+from pipeline.rows import event_row  # noqa: E402
 from pipeline.store.sink import BatchingSink  # noqa: E402
 
 TYPES = ("av", "ips", "url", "app", "web")

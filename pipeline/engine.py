@@ -86,7 +86,7 @@ class DetectorStep:
 
     @property
     def rows(self) -> dict[str, list[dict[str, Any]]]:
-        from pipeline.sinks import output_rows
+        from pipeline.rows import output_rows
 
         return output_rows(self.outputs)
 

@@ -21,7 +21,6 @@ class Metrics:
         self.store_failures = Counter("mimamori_store_failures_total", "Failed ClickHouse inserts", ["table"], registry=r)
         self.store_latency = Histogram("mimamori_store_insert_seconds", "ClickHouse insert latency", ["table"], registry=r)
         self.agent_errors = Counter("mimamori_agent_errors_total", "Records an agent could not process", ["agent"], registry=r)
-        self.input_gaps = Counter("mimamori_input_gaps_total", "Input records Faust did not hand to an agent, read again", ["agent"], registry=r)
         self.agent_last_progress = Gauge("mimamori_agent_last_progress_seconds", "Unix time an agent last made progress", ["agent"], registry=r)
         self.utms = Gauge("mimamori_utms", "UTMs by status, on this worker", ["status"], registry=r)
         self.mass_outage = Gauge("mimamori_mass_outage", "1 while a mass outage of UTMs is declared", registry=r)

@@ -4,24 +4,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from pipeline.engine import Outputs
 from pipeline.models import Mail, Registry, parse_time
 from pipeline.store.backends import Store
 from pipeline.store.sqlfiles import query_sql
-from pipeline.store.rows import alert_row, event_row, mail_row, status_row, tenant_row, utm_row
-
-
-def output_rows(out: Outputs) -> dict[str, list[dict[str, Any]]]:
-    """Rows of one step's outputs, by table. Only significant alert changes and the last version
-    of each alert in the step are kept: count-only updates are coalesced."""
-    latest: dict[str, Any] = {}
-    for change in out.alert_changes:
-        latest[change.alert.alert_id] = change.alert
-    return {
-        "events": [event_row(s.event, None if s.signal < 0 else s.signal, s.alert_id) for s in out.events],
-        "alerts": [alert_row(alert) for alert in latest.values()],
-        "utm_status": [status_row(change) for change in out.status_changes],
-    }
+from pipeline.rows import mail_row, output_rows, tenant_row, utm_row
 
 
 def unstored_events(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Tenant, Utm
 from pipeline.store.backends import open_store
 from pipeline.store.migrate import apply_migrations
-from pipeline.store.rows import tenant_row, utm_row
+from pipeline.rows import tenant_row, utm_row
 
 pytestmark = pytest.mark.integration
 

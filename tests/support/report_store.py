@@ -14,7 +14,7 @@ from pipeline.models import Alert, Event, Tenant, Utm, UtmStatusChange
 from pipeline.report.schedule import Month
 from pipeline.store.backends import Store
 from pipeline.store.migrate import apply_migrations
-from pipeline.store.rows import alert_row, event_row, status_row, tenant_row, utm_row
+from pipeline.rows import alert_row, event_row, status_row, tenant_row, utm_row
 
 TZ = ZoneInfo("Asia/Tokyo")
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

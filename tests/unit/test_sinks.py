@@ -8,7 +8,7 @@ from pipeline.models import Event
 from pipeline.sinks import unstored_events
 from pipeline.store.backends import open_store
 from pipeline.store.migrate import apply_migrations
-from pipeline.store.rows import event_row
+from pipeline.rows import event_row
 
 NOW = datetime(2026, 11, 20, 1, 0, 0, 500_000, tzinfo=timezone.utc)
 
