@@ -194,7 +194,7 @@ def test_a_month_to_date_ends_today(store: Store) -> None:
 
 def test_the_store_says_which_reports_were_delivered(store: Store) -> None:
     from pipeline.report.gather import delivered_reports
-    from pipeline.store.rows import mail_row
+    from pipeline.rows import mail_row
 
     mail = render_report(report_of(store, "tb"), DUE, TZ).mail
     ids = {t: report_message_id(t, str(MONTH)) for t in ("ta", "tb")}
