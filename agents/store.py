@@ -104,6 +104,7 @@ class StoreSide:
             for part in parts:
                 await self._insert(table, [part], f"{token}:{part[0].partition}/{part[0].offset}")
             return
+        log.debug("store: %d rows into %s", len(rows), table)
         ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
         ctx.metrics.store_rows.labels(table).inc(len(rows))
 

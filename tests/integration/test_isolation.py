@@ -16,7 +16,7 @@ from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.store.backends import open_store
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, group_names, one_tenant_registry, produce, wait_for
+from tests.support.worker import WorkerProcess, committed_everything, group_names, one_tenant_registry, produce, wait_for
 
 UTM = "utm-iso-1"
 
@@ -100,8 +100,8 @@ def test_a_resend_after_a_restart_is_a_duplicate(pair: tuple[WorkerProcess, Work
     send(worker, events(40) + events(1, first=40))
     wait_for(lambda: metric(worker, "mimamori_records_total") >= 41, timeout=60, message="the resend taken")
     assert metric(worker, "mimamori_duplicates_total") == 40
-    wait_for(lambda: metric(worker, 'mimamori_store_rows_total{table="events"}') >= 1, timeout=60,
-             message="the new event stored")
+    wait_for(lambda: committed_everything(worker.bootstrap, worker.topics.group("store"), [worker.topics.store_rows]),
+             timeout=60, message="every row stored")
     assert stored_when_stopped(worker) == (41, 41)
     send(other, events(3))
     wait_for(lambda: metric(other, "mimamori_records_total") >= 3, timeout=60, message="the other deployment's events")

@@ -31,7 +31,7 @@ def launch(worker: WorkerProcess) -> None:
     worker.workdir.mkdir(parents=True, exist_ok=True)
     worker.starts += 1
     log = open(worker.workdir / f"worker-{worker.starts}.log", "wb")
-    worker.proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "info"],
+    worker.proc = subprocess.Popen([sys.executable, "-m", "mimamori.cli", "worker", "--loglevel", "info"],
                                    cwd=ROOT, env=worker.env, stdout=log, stderr=subprocess.STDOUT)
 
 
