@@ -48,6 +48,11 @@ class Context:
         self.processors.append(processor)
         self.app.add_dependency(processor)
 
+    async def add_processor_now(self, processor: PartitionedProcessor) -> None:
+        """Started at once, with the app already running."""
+        self.processors.append(processor)
+        await self.app.add_runtime_dependency(processor)
+
     def guarded_timer(self, interval: float, name: str, action: Callable[[], Awaitable[Any]]) -> None:
         """A Faust timer that never dies of an exception: it is counted, logged, kept in /health
         as failing until the next run succeeds, and /health also sees a timer that stops running."""

@@ -10,12 +10,14 @@ the runtime commits. A timer runs the heartbeat checks.
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import PARTITIONS, Context, log
+from agents.follow import CompactedFollower
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from agents.partitioning import partition_for
 from pipeline.config import Settings
@@ -39,11 +41,25 @@ class UtmSide:
                       ctx.settings.topics.verdicts_by_utm: "verdict"}
         self.inflight: dict[tuple[str, int], int] = {}
         self.processor: PartitionedProcessor | None = None
+        self.fleet = CompactedFollower(ctx.settings.kafka, ctx.settings.topics.fleet, orjson.loads, "fleet-book")
+
+    def elsewhere(self) -> tuple[int, int]:
+        """(silent, seen) UTMs of the partitions other workers own, as they last reported them
+        (fresh reports only: a partition that moved is reported by its new owner)."""
+        owned = self.processor.partitions if self.processor else set()
+        fresh_after = self.ctx.clock.now().timestamp() - 3 * check_interval(self.ctx.settings)
+        silent = seen = 0
+        for key, report in list(self.fleet.values.items()):
+            if int(key) not in owned and report["reported_at"] >= fresh_after:
+                silent += report["silent"]
+                seen += report["seen"]
+        return silent, seen
 
     async def assigned(self, partitions: set[int], saved: SavedState) -> None:
         await self.ctx.registry_follower.wait_ready()
         now = self.ctx.clock.now()
-        detector = Detector(self.ctx.settings, self.ctx.registry, self.ctx.policy, started_at=now)
+        detector = Detector(self.ctx.settings, self.ctx.registry, self.ctx.policy, started_at=now,
+                            elsewhere=self.elsewhere)
         keyed: list[tuple[str, Any]] = []
         monitor: dict[str, Any] | None = None
         for partition in partitions:
@@ -96,11 +112,23 @@ class UtmSide:
             return []
         step = self.detector.tick(ctx.clock.now())
         await self.publish(step, [], replayed=False)
+        await self.report_silence()
         ctx.metrics.mass_outage.set(1 if self.detector.mass_outage else 0)
         for status, count in self.detector.utm_counts.items():
             ctx.metrics.utms.labels(status).set(count)
         ctx.progressed("heartbeat-check")
         return _state_writes(step, partitions=self.processor.partitions if self.processor else set())
+
+    async def report_silence(self) -> None:
+        """This worker's share of the fleet, per owned partition, for the other workers' guards."""
+        assert self.detector is not None and self.processor is not None
+        counts = self.detector.silence_by(lambda utm_id: partition_for(utm_id, PARTITIONS))
+        at = self.ctx.clock.now().timestamp()
+        topic = self.ctx.settings.topics.fleet
+        messages = [(topic, str(p).encode(), orjson.dumps({"silent": counts.get(p, (0, 0))[0],
+                                                           "seen": counts.get(p, (0, 0))[1], "reported_at": at}), None)
+                    for p in self.processor.partitions]
+        await self.ctx.deliver_all("fleet", lambda: self.ctx.publisher.send_all(messages))
 
     async def upkeep(self) -> list[StateWrite]:
         if self.detector is None:
@@ -179,6 +207,7 @@ def register(ctx: Context) -> UtmSide:
         loop=ctx.app.loop, beacon=ctx.app.beacon,
     )
     ctx.add_processor(processor)
+    side.fleet.start()
     ctx.guarded_timer(check_interval(ctx.settings), "heartbeat-check", lambda: processor.exclusive(side.check))
     ctx.guarded_timer(EXPIRE_INTERVAL, "expire-state", lambda: processor.exclusive(side.upkeep))
     return side

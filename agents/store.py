@@ -120,9 +120,20 @@ def _identity(records: list[ConsumerRecord]) -> str:
 
 def register(ctx: Context) -> StoreSide:
     side = StoreSide(ctx)
+    ctx.add_processor(processor(ctx, side))
+    return side
+
+
+async def register_now(ctx: Context) -> StoreSide:
+    """The store processor of a worker that got the store while running."""
+    side = StoreSide(ctx)
+    await ctx.add_processor_now(processor(ctx, side))
+    return side
+
+
+def processor(ctx: Context, side: StoreSide) -> PartitionedProcessor:
     topics = ctx.settings.topics
-    ctx.add_processor(PartitionedProcessor(
+    return (PartitionedProcessor(
         name="store", group=topics.group("store"), bootstrap=ctx.settings.kafka, inputs=[topics.store_rows],
         handler=side, publisher=ctx.publisher, state_topic=topics.store_state, max_records=2000,
         linger_ms=LINGER_MS, loop=ctx.app.loop, beacon=ctx.app.beacon))
-    return side

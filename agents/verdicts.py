@@ -1,20 +1,20 @@
 """Verdicts arrive keyed by alert_id; the UTM side needs them on the partition of the alert's UTM.
 
 The detect side publishes each new alert's route (alert_id -> utm_id) on a compacted topic; every
-worker follows it whole (`RouteBook`). The router re-keys each verdict by its UTM. A verdict for an
+worker follows it whole. The router re-keys each verdict by its UTM. A verdict for an
 alert no route names, once the book has caught up with the topic, is dead-lettered.
 """
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord
 
-from agents.context import Context, log
+from agents.context import Context
+from agents.follow import CompactedFollower
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from pipeline.models import Verdict
 
@@ -22,52 +22,8 @@ UNKNOWN_WAIT = 10.0
 """How long a verdict waits for its alert's route before it is taken as one for an unknown alert."""
 
 
-class RouteBook:
-    """alert_id -> utm_id, read from the compacted routes topic by a thread of its own."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.routes: dict[str, str] = {}
-        self.read_at = 0.0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="route-book", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def _run(self) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        while not self.stopping.is_set():
-            try:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=None,
-                                         enable_auto_commit=False, client_id="mimamori-routes")
-                try:
-                    tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
-                    consumer.assign(tps)
-                    consumer.seek_to_beginning(*tps)
-                    while not self.stopping.is_set():
-                        asked = time.time()
-                        ends = consumer.end_offsets(tps)
-                        for tp, records in consumer.poll(timeout_ms=200, max_records=10_000).items():
-                            for r in records:
-                                if r.key is not None and r.value is not None:
-                                    self.routes[r.key.decode()] = r.value.decode()
-                        if all(consumer.position(tp) >= ends[tp] for tp in tps):
-                            self.read_at = asked
-                finally:
-                    consumer.close()
-            except Exception:
-                log.exception("route book failed; reading the routes again in 5 s")
-                self.stopping.wait(5)
-
-
 class VerdictRouter:
-    def __init__(self, ctx: Context, book: RouteBook) -> None:
+    def __init__(self, ctx: Context, book: CompactedFollower) -> None:
         self.ctx = ctx
         self.book = book
 
@@ -96,7 +52,7 @@ class VerdictRouter:
     async def _route(self, alert_id: str) -> str | None:
         asked = time.time()
         while True:
-            utm_id = self.book.routes.get(alert_id)
+            utm_id = self.book.values.get(alert_id)
             if utm_id is not None or self.book.read_at > asked or time.time() - asked > UNKNOWN_WAIT:
                 return utm_id
             await asyncio.sleep(0.1)
@@ -104,7 +60,7 @@ class VerdictRouter:
 
 def register(ctx: Context) -> VerdictRouter:
     topics = ctx.settings.topics
-    book = RouteBook(ctx.settings.kafka, topics.alert_routes)
+    book = CompactedFollower(ctx.settings.kafka, topics.alert_routes, bytes.decode, "route-book")
     book.start()
 
     @ctx.app.on_before_shutdown.connect

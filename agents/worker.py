@@ -1,6 +1,7 @@
 """Builds the whole worker: the Faust app with every agent, table, timer and web page registered."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 
@@ -51,6 +52,8 @@ def build_app(settings: Settings, *, store: Store | None = None,
     report.register(ctx)
     if store is not None:
         store_side.register(ctx)
+    else:
+        ctx.guarded_timer(CLAIM_STORE_EVERY, "claim-store", lambda: _claim_later(ctx))
 
     _web_pages(ctx)
     app.finalize()
@@ -67,6 +70,20 @@ def _claim_store(settings: Settings) -> Store | None:
         return None
     apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
     return store
+
+
+CLAIM_STORE_EVERY = 10.0
+
+
+async def _claim_later(ctx: Context) -> None:
+    """A worker without the embedded store takes it over when the one that held it is gone."""
+    if ctx.store is not None:
+        return
+    store = await asyncio.get_running_loop().run_in_executor(ctx.store_executor, _claim_store, ctx.settings)
+    if store is not None:
+        ctx.store = store
+        log.info("this worker now holds the store %s", ctx.settings.clickhouse)
+        await store_side.register_now(ctx)
 
 
 def _web_pages(ctx: Context) -> None:

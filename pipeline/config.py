@@ -123,6 +123,7 @@ class Topics:
     mail_state: str = "mimamori-mail-state"
     mail_ledger: str = "mimamori-mail-ledger"
     store_rows: str = "mimamori-store-rows"
+    fleet: str = "mimamori-fleet"
     store_state: str = "mimamori-store-state"
     deployment: str = "mimamori"
     """Not a topic: the deployment's name, prefixed like the topics; consumer groups derive from it."""

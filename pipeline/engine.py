@@ -93,9 +93,11 @@ class DetectorStep:
 
 class Detector:
     def __init__(self, settings: Settings, registry: Registry, policy: Policy, *, started_at: datetime,
-                 deduper: Deduper | None = None, finished: MutableMapping[str, dict] | None = None) -> None:
+                 deduper: Deduper | None = None, finished: MutableMapping[str, dict] | None = None,
+                 elsewhere: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
         """`deduper` and `finished` (alerts that take no more events, kept for verdicts) may be
-        backed by the worker's tables; by default they live in memory."""
+        given; by default they live in memory. `elsewhere` tells the mass-outage guard how many
+        UTMs other detectors (other workers' partitions) see silent, of how many."""
         self.settings = settings
         self.registry = registry
         self.validator = EventValidator(registry)
@@ -111,6 +113,7 @@ class Detector:
         self.monitor = UtmMonitor(
             timeout=settings.heartbeat_timeout, daily_at=settings.heartbeat_daily_at, tz=settings.tz,
             started_at=started_at, mailable=registry_mailable(registry), windows=registry_windows(registry),
+            elsewhere=elsewhere,
         )
 
     def take(self, value: bytes, now: datetime, out: Outputs, *, kind: str = "event", topic: str = "",
@@ -229,6 +232,10 @@ class Detector:
     @property
     def mass_outage(self) -> bool:
         return self.monitor.mass_outage
+
+    def silence_by(self, group: Callable[[str], Any]) -> dict[Any, tuple[int, int]]:
+        """(silent, seen) UTMs per group (a worker: per partition), as of the last tick."""
+        return self.monitor.silence_by(group)
 
     @property
     def utm_counts(self) -> dict[str, int]:

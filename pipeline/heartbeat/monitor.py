@@ -43,9 +43,12 @@ class UtmMonitor:
         self, *, timeout: timedelta, daily_at: time, tz: ZoneInfo, started_at: datetime,
         mailable: Mailable, mass_outage_share: float = 0.2, mass_outage_min: int = 10,
         windows: Callable[[], Iterable[MaintenanceWindow]] = tuple,
+        elsewhere: Callable[[], tuple[int, int]] = lambda: (0, 0),
     ) -> None:
         """`windows`: the declared maintenance windows now; during one and for `timeout` after it,
-        no silence is judged a stop (a UTM already offline stays so, and its reminders go on)."""
+        no silence is judged a stop (a UTM already offline stays so, and its reminders go on).
+        `elsewhere`: (silent, seen) UTMs that other monitors watch (other workers' partitions), so
+        the mass-outage guard judges the whole fleet."""
         self.timeout = timeout
         self.daily_at = daily_at
         self.tz = tz
@@ -53,6 +56,7 @@ class UtmMonitor:
         self.grace_until = started_at + timeout
         self._mailable = mailable
         self._windows = windows
+        self._elsewhere = elsewhere
         self._share = mass_outage_share
         self._min = mass_outage_min
         self._utms: dict[str, UtmState] = {}
@@ -78,6 +82,16 @@ class UtmMonitor:
     def silent_count(self) -> int:
         """UTMs silent for more than half the timeout at the last check, offline ones included."""
         return len(self._quiet) + len(self._offline)
+
+    def silence_by(self, group: Callable[[str], Any]) -> dict[Any, tuple[int, int]]:
+        """(silent, seen) per group of UTMs as of the last check, for monitors elsewhere."""
+        counts: dict[Any, list[int]] = {}
+        for utm_id, state in self._utms.items():
+            entry = counts.setdefault(group(utm_id), [0, 0])
+            entry[1] += 1
+            if state.quiet or state.status == OFFLINE:
+                entry[0] += 1
+        return {key: (silent, seen) for key, (silent, seen) in counts.items()}
 
     def status_of(self, utm_id: str) -> str:
         state = self._utms.get(utm_id)
@@ -201,8 +215,9 @@ class UtmMonitor:
 
     def _judge_mass_outage(self, now: datetime, result: MonitorResult) -> bool:
         """Update the guard; True when an outage ended in this check."""
-        silent = self.silent_count
-        holds = silent >= self._min and silent > self._share * len(self._utms)
+        silent_elsewhere, seen_elsewhere = self._elsewhere()
+        silent = self.silent_count + silent_elsewhere
+        holds = silent >= self._min and silent > self._share * (len(self._utms) + seen_elsewhere)
         if holds and not self.mass_outage:
             self.mass_outage_since = now
             result.incidents.append(Incident("mass_outage", "start", silent, now))
