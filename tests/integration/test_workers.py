@@ -1,0 +1,200 @@
+"""Several workers of one deployment (issue 12): they share the partitions; a third joins; the one
+that holds the embedded store is killed -9 mid-stream and another takes the store over. Every event
+is stored once, the alerts are replay's, no mail goes twice. And ten silent UTMs spread over two
+workers' partitions trip the mass-outage guard that neither worker's own share would trip."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+import pytest
+
+from agents.partitioning import partition_for
+from mimamori.producer import registry_records
+from pipeline.registry_file import registry_from_data
+from pipeline.simulate import Simulation
+from pipeline.store.backends import open_store
+from tests.support.flows import final_alerts, publish_registry, send_lines
+from tests.support.services import KafkaService, SmtpSink
+from tests.support.worker import (
+    WorkerProcess, committed_everything, one_tenant_registry, produce, read_topic, wait_for,
+)
+
+
+def deployment(kafka: KafkaService, smtp: SmtpSink, root: Path, names: list[str],
+               extra_env: dict[str, str] | None = None) -> list[WorkerProcess]:
+    """Workers of one prefix sharing one embedded store directory."""
+    first = WorkerProcess(kafka.bootstrap, root / names[0], smtp.url, extra_env=dict(extra_env or {}))
+    store = {"MIMAMORI_CLICKHOUSE": f"chdb://{root / 'clickhouse'}"}
+    first.extra_env.update(store)
+    others = [WorkerProcess(kafka.bootstrap, root / name, smtp.url, prefix=first.prefix,
+                            extra_env={**(extra_env or {}), **store}) for name in names[1:]]
+    return [first, *others]
+
+
+def drained(worker: WorkerProcess) -> bool:
+    t = worker.topics
+    return (committed_everything(worker.bootstrap, t.group("detect"), [t.events, t.heartbeats])
+            and committed_everything(worker.bootstrap, t.group("mail-timing"), [t.mail_requests])
+            and committed_everything(worker.bootstrap, t.group("mail-sender"), [t.outbox])
+            and committed_everything(worker.bootstrap, t.group("store"), [t.store_rows]))
+
+
+@pytest.fixture(scope="module")
+def shared(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
+           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    a, b, c = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp("workers"), ["a", "b", "c"])
+    half = len(sim.lines) // 2
+    try:
+        a.start()
+        b.start()
+        publish_registry(a, sim)
+        send_lines(a, sim.lines[:half])
+        c.start()
+        wait_for(lambda: len(c.health().get("partitions", {}).get("detect", [])) > 0, timeout=90,
+                 message="the third worker takes partitions")
+        sender = threading.Thread(target=send_lines, args=(a, sim.lines[half:]))
+        sender.start()
+        time.sleep(1.0)
+        holder = a.health().get("partitions", {}).get("store")
+        a.kill()  # the worker holding the embedded store, mid-stream
+        sender.join()
+        wait_for(lambda: any("store" in w.health().get("partitions", {}) for w in (b, c)), timeout=60,
+                 message="another worker takes the store over")
+        wait_for(lambda: drained(b), timeout=300, every=2.0, message="everything committed")
+        time.sleep(10)  # the last mails' group wait and interval
+        wait_for(lambda: drained(b), timeout=120, every=2.0, message="the last mails delivered")
+        logs = b.log_text() + c.log_text()
+    finally:
+        for worker in (a, b, c):
+            worker.stop()
+    store = open_store(a.extra_env["MIMAMORI_CLICKHOUSE"])
+    try:
+        row = store.query("SELECT count() AS rows, uniqExact(utm_id, event_id) AS events FROM events")[0]
+    finally:
+        store.close()
+    return {"alerts": [orjson.loads(v) for _, v in read_topic(kafka.bootstrap, a.topics.alerts, timeout=30, idle=3)],
+            "mails": own_smtp_server.received(), "rows": int(row["rows"]), "events": int(row["events"]),
+            "holder": holder, "logs": logs}
+
+
+def test_the_store_was_held_by_the_killed_worker_then_taken_over(shared: dict[str, Any]) -> None:
+    assert shared["holder"] is not None, "the first worker held the store"
+    assert "now holds the store" in shared["logs"]
+
+
+def test_every_event_is_stored_once(shared: dict[str, Any], replayed: tuple[list, Path]) -> None:
+    _, replay_store = replayed
+    store = open_store(f"chdb://{replay_store}")
+    try:
+        expected = int(store.query("SELECT count() AS n FROM events")[0]["n"])
+    finally:
+        store.close()
+    assert shared["events"] == expected
+    assert shared["rows"] == shared["events"], f"{shared['rows'] - shared['events']} event rows stored twice"
+
+
+def test_the_alerts_are_replays(shared: dict[str, Any], replayed: tuple[list, Path]) -> None:
+    records, _ = replayed
+    assert final_alerts(shared["alerts"]) == final_alerts([r for r in records if r["record"] == "alert"])
+
+
+def test_no_mail_goes_twice(shared: dict[str, Any]) -> None:
+    ids = [str(m["Message-ID"]) for m in shared["mails"]]
+    assert ids and [i for i, n in collections.Counter(ids).items() if n > 1] == []
+    grades: dict[str, set[int]] = collections.defaultdict(set)
+    for alert in shared["alerts"]:
+        grades[alert["alert_id"]].add(alert["grade"])
+    named = collections.Counter(a.strip() for m in shared["mails"] if m["X-Mimamori-Kind"] == "alert"
+                                for a in str(m["X-Mimamori-Alerts"]).split(","))
+    assert {a: n for a, n in named.items() if n > len(grades[a])} == {}
+
+
+# --- the mass-outage guard over two workers -------------------------------------------------------
+
+FLEET = [f"utm-fl-{n:02d}" for n in range(40)]
+
+
+def spread_silent(count: int) -> list[str]:
+    """`count` UTMs from every partition in turn, so that both workers own some of them."""
+    by_partition: dict[int, list[str]] = collections.defaultdict(list)
+    for utm_id in FLEET:
+        by_partition[partition_for(utm_id, 6)].append(utm_id)
+    chosen: list[str] = []
+    while len(chosen) < count:
+        for members in by_partition.values():
+            if members and len(chosen) < count:
+                chosen.append(members.pop())
+    return chosen
+
+
+class Beats:
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+        self.silent: set[str] = set()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=self.worker.bootstrap, acks="all", linger_ms=5)
+        try:
+            while not self.stopping.is_set():
+                ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+                for utm_id in FLEET:
+                    if utm_id not in self.silent:
+                        producer.send(self.worker.topics.heartbeats, key=utm_id.encode(),
+                                      value=orjson.dumps({"v": 1, "utm_id": utm_id, "ts": ts}))
+                producer.flush()
+                self.stopping.wait(1.0)
+        finally:
+            producer.close()
+
+
+@pytest.fixture(scope="module")
+def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    a, b = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp("fleet"), ["a", "b"],
+                      {"MIMAMORI_HEARTBEAT_TIMEOUT": "6s"})
+    registry = registry_from_data(one_tenant_registry("t-fleet", "Fleet", ["noc@fleet.example"], FLEET))
+    beats = Beats(a)
+    try:
+        a.start()
+        b.start()
+        produce(a.bootstrap, registry_records(registry, a.topics))
+        wait_for(lambda: all(w.health().get("partitions", {}).get("detect") for w in (a, b)), timeout=90,
+                 message="both workers own detect partitions")
+        beats.thread.start()
+        time.sleep(10)  # every UTM seen, past the start-up grace
+        silent = spread_silent(10)
+        owners = {w.web_port for w in (a, b) for u in silent
+                  if partition_for(u, 6) in w.health().get("partitions", {}).get("detect", [])}
+        beats.silent.update(silent)
+        wait_for(lambda: all(_gauge(w, "mimamori_mass_outage") == 1 for w in (a, b)), timeout=40,
+                 message="both workers declare the mass outage")
+        time.sleep(8)  # past the timeout: the silent UTMs are offline now
+        mails = list(own_smtp_server.received())
+        yield {"owners": owners, "mails": mails, "silent": silent}
+    finally:
+        beats.stopping.set()
+        for worker in (a, b):
+            worker.stop()
+
+
+def _gauge(worker: WorkerProcess, name: str) -> float:
+    for line in worker.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_ten_silent_utms_over_two_workers_trip_the_guard(outage: dict[str, Any]) -> None:
+    assert len(outage["owners"]) == 2, "the silent UTMs are spread over both workers"
+    down = [m for m in outage["mails"] if m["X-Mimamori-Kind"] == "utm-down"
+            and m["X-Mimamori-Utm"] in outage["silent"]]
+    assert down == [], "customers were mailed about our own outage"
