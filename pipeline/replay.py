@@ -13,13 +13,13 @@ from typing import Callable, Iterable
 import orjson
 
 from pipeline.config import Settings
-from pipeline.engine import Detector, MailDesk, Outputs
+from pipeline.engine import Detector, DetectorStep, MailDesk
 from pipeline.ingest import EventValidator
 from pipeline.models import Mail, Registry, iso, parse_time
 from pipeline.notices.check import NoticeError, notice_from_wire
 from pipeline.notices.windows import apply_notice
 from pipeline.rules import Policy
-from pipeline.sinks import mail_rows, output_rows, registry_rows
+from pipeline.sinks import mail_rows, registry_rows
 from pipeline.store.backends import open_store
 from pipeline.store.migrate import apply_migrations
 from pipeline.store.sink import BatchingSink
@@ -56,8 +56,8 @@ class ReplayWriter:
             while sink.pending >= sink.max_rows:
                 sink.flush(self.written_at)
 
-    def outputs(self, out: Outputs) -> None:
-        self._add(output_rows(out))
+    def rows(self, rows_by_table: dict[str, list[dict]]) -> None:
+        self._add(rows_by_table)
 
     def mail(self, mail: Mail) -> None:
         if self.transport is not None:
@@ -112,7 +112,6 @@ class Replay:
         if self._take_notice(value, line):
             return
         now = self.clock or _peek_time(value)
-        out = Outputs()
         checked = self.validator.check_record(value, now, topic="replay", partition=None, offset=line)
         if checked is None:
             return
@@ -124,8 +123,7 @@ class Replay:
         self.counts.accepted += 1
         detector = self._detector(checked.ts)  # started by the first accepted record: a rejected one changes nothing
         self.advance(max(now, checked.ts))
-        detector.apply(checked, self.clock, out)  # type: ignore[arg-type]
-        self._publish(out)
+        self._publish(detector.step_accepted([checked], self.clock))  # type: ignore[list-item, arg-type]
 
     def _take_notice(self, value: bytes, line: int) -> bool:
         """A line that is a JSON object with a `notice_id` is a service notice (the record of the
@@ -165,9 +163,7 @@ class Replay:
                 break
             self.clock = max(self.clock, min(stops))
             if self.next_check <= self.clock:
-                out = Outputs()
-                self.detector.check(self.clock, out)
-                self._publish(out)
+                self._publish(self.detector.tick(self.clock))
                 self.next_check += CHECK_EVERY
             due = self.desk.next_due()
             if due is not None and due <= self.clock:
@@ -190,23 +186,25 @@ class Replay:
             self.detector = Detector(self.settings, self.registry, self.policy, started_at=now)
         return self.detector
 
-    def _publish(self, out: Outputs) -> None:
+    def _publish(self, step: DetectorStep) -> None:
+        """What a step publishes, by the worker's rule: alert lines for grade or status changes (the
+        contract's replay lines), the same mail requests and store rows as the worker's."""
         assert self.clock is not None
+        out = step.outputs
         self.counts.duplicates += out.duplicates
         self.counts.late += out.late
         for change in out.alert_changes:
             if change.significant:
                 self.emit({"record": "alert", **change.alert.to_record()})
-            self.desk.offer(change, self.clock)
         for status in out.status_changes:
             self.emit({"record": "utm_status", "utm_id": status.utm_id, "tenant_id": status.tenant_id,
                        "status": status.status, "at": iso(status.at)})
         for incident in out.incidents:
             self.emit({"record": "incident", "kind": incident.kind, "state": incident.state,
                        "utms": incident.utms, "at": iso(incident.at)})
-        mails = [m for notice in out.notices for m in self.desk.notice(notice, self.clock)]
+        mails = self.desk.step(step.mail_requests, self.clock).mails
         if self.writer is not None:
-            self.writer.outputs(out)
+            self.writer.rows(step.rows)
         self._send(mails)
 
     def _send(self, mails: list[Mail]) -> None:
