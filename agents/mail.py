@@ -33,17 +33,38 @@ LEDGER_KEEP = timedelta(days=30)
 LEDGER_PRUNE_INTERVAL = 3600.0
 
 
+SENT_KEY = "\x1fsent"
+"""State key (per partition) of a step's results saved before its mails go to the outbox."""
+
+
 class MailSide:
-    """Handler of the mail-timing processor: owns the MailDesk of this worker's tenants."""
+    """Handler of the mail-timing processor: owns the MailDesk of this worker's tenants.
+
+    A step's mails and the schedules they leave are saved (one `sent` record per partition) before
+    the mails go to the outbox; the schedules are then saved as usual and the record removed. A
+    worker that dies in between is followed by one that restores the schedules of that record and
+    puts its mails in the outbox again (same Message-IDs: the sender's ledger drops what went), so
+    the requests it reads again find their alerts mailed, not pending."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.desk: MailDesk | None = None
+        self.processor: PartitionedProcessor | None = None
 
     async def assigned(self, partitions: set[int], saved: SavedState) -> None:
         await self.ctx.registry_follower.wait_ready()
         desk = MailDesk(self.ctx.settings, self.ctx.registry.tenants.get)
-        desk.restore((key, value) for p in partitions for key, value in saved.keyed.get(p, {}).items())
+        desk.restore((key, value) for p in partitions for key, value in saved.keyed.get(p, {}).items()
+                     if key != SENT_KEY)
+        unsent: list[Mail] = []
+        for p in partitions:
+            sent = saved.keyed.get(p, {}).get(SENT_KEY)
+            if sent:
+                desk.restore(sent["state"].items())
+                unsent += [Mail.from_record(m) for m in sent["mails"]]
+        if unsent:
+            log.warning("mail timing: %d mail(s) of a step cut short put in the outbox again", len(unsent))
+            await self.ctx.publish_outbox(unsent)
         self.desk = desk
 
     async def revoked(self, partitions: set[int]) -> None:
@@ -58,18 +79,31 @@ class MailSide:
                 requests.append(MailRequest.from_record(orjson.loads(record.value or b"")))
             except Exception as exc:  # noqa: BLE001 - a record that can never be read is dead-lettered
                 await self.ctx.dead_letter("mail-timing", record, exc)
-        step = self.desk.step(requests, now)
-        await self.ctx.publish_outbox(step.mails)
+        writes = await self._send(self.desk.step(requests, now))
         self.ctx.progressed("mail-timing")
-        return _writes(step)
+        return writes
 
     async def tick(self) -> list[StateWrite]:
         if self.desk is None:
             return []
-        step = self.desk.tick(self.ctx.clock.now())
-        await self.ctx.publish_outbox(step.mails)
+        writes = await self._send(self.desk.tick(self.ctx.clock.now()))
         self.ctx.progressed("mail-due")
-        return _writes(step)
+        return writes
+
+    async def _send(self, step: MailStep) -> list[StateWrite]:
+        writes = _writes(step)
+        if not step.mails:
+            return writes
+        sent: dict[int, dict[str, Any]] = {}
+        for write in writes:
+            sent.setdefault(write.partition, {"state": {}, "mails": []})["state"][write.key] = write.value
+        for mail in step.mails:
+            sent.setdefault(partition_for(mail.tenant_id, PARTITIONS), {"state": {}, "mails": []})["mails"].append(
+                mail.to_record())
+        assert self.processor is not None
+        await self.processor.write_state([StateWrite(p, SENT_KEY, record) for p, record in sent.items()])
+        await self.ctx.publish_outbox(step.mails)
+        return writes + [StateWrite(p, SENT_KEY, None) for p in sent]
 
 
 def _writes(step: MailStep) -> list[StateWrite]:
@@ -167,6 +201,7 @@ def register(ctx: Context) -> tuple[MailSide, Sender]:
     sending = PartitionedProcessor(name="mail-sender", group=topics.group("mail-sender"), inputs=[topics.outbox],
                                    handler=sender, state_topic=topics.mail_ledger, max_records=100, **common)
     sender.processor = sending
+    side.processor = timing
     ctx.add_processor(timing)
     ctx.add_processor(sending)
     ctx.guarded_timer(DUE_INTERVAL, "mail-due", lambda: timing.exclusive(side.tick))

@@ -300,7 +300,9 @@ class MailDesk:
         """Rebuild the tenants' schedules from saved state (keys as `MailStep.state` gave them)."""
         s = self.settings
         for key, value in keyed:
-            if value is not None:
+            if value is None:
+                self.scheduler.tenants.pop(route_of(key), None)
+            else:
                 self.scheduler.tenants[route_of(key)] = TenantMailSchedule.from_state(
                     value, s.mail_group_wait, s.mail_group_interval, s.mail_urgent_wait)
 

@@ -131,8 +131,10 @@ def test_each_alert_is_mailed_once_per_grade_told(chaos: dict[str, Any], replaye
     for alert in chaos["alerts"]:
         grades[alert["alert_id"]].add(alert["grade"])
     named: collections.Counter[str] = collections.Counter()
+    seen: set[str] = set()
     for mail in chaos["mails"]:
-        if mail["X-Mimamori-Kind"] == "alert":
+        if mail["X-Mimamori-Kind"] == "alert" and str(mail["Message-ID"]) not in seen:
+            seen.add(str(mail["Message-ID"]))
             named.update(a.strip() for a in str(mail["X-Mimamori-Alerts"]).split(","))
     mailed_by_replay = {a for r in records if r["record"] == "mail" and r["kind"] == "alert" for a in r["alert_ids"]}
     assert mailed_by_replay and mailed_by_replay <= set(named), "alerts replay mails that the worker never mailed"
@@ -140,10 +142,15 @@ def test_each_alert_is_mailed_once_per_grade_told(chaos: dict[str, Any], replaye
     assert too_often == {}
 
 
-def test_no_message_id_twice(chaos: dict[str, Any]) -> None:
-    ids = [str(m["Message-ID"]) for m in chaos["mails"]]
+def test_a_message_id_repeats_only_for_a_kill_between_smtp_and_the_ledger(chaos: dict[str, Any]) -> None:
+    """The one repeat no design removes: a SIGKILL after the SMTP server took a mail and before the
+    sender's ledger recorded it (the kills "mailing" aim at that moment). The repeat then carries
+    the same Message-ID, so the customer's mail client shows one mail; any other repeat fails."""
+    ids = collections.Counter(str(m["Message-ID"]) for m in chaos["mails"])
     assert ids
-    assert [i for i, n in collections.Counter(ids).items() if n > 1] == []
+    repeated = {i: n for i, n in ids.items() if n > 1}
+    aimed = sum(1 for d in chaos["deaths"] if d.startswith("mailing"))
+    assert all(n == 2 for n in repeated.values()) and len(repeated) <= aimed, repeated
 
 
 def test_the_kills_hit_every_moment(chaos: dict[str, Any]) -> None:
