@@ -3,14 +3,16 @@
 `text`: one line per record for people. `json`: one JSON object per line for log shippers, with
 `time` (UTC, ISO 8601), `level`, `logger`, `message`, the record's `topic`, `partition` and
 `offset` when the log call passes them (`log.warning(..., extra=record_position(...))`), and
-`exception` with the traceback. The Kafka and Faust libraries log at WARNING and above only:
-their INFO lines (group coordinator chatter, "Group Coordinator Request failed" while a broker
-starts) mean nothing to the reader.
+`exception` with the traceback. The Kafka and Faust libraries log at WARNING and above only (but
+Faust's worker still says when it is ready), and the errors the Kafka clients log while a consumer
+group or topic is being set up, then retry by themselves ("Group Coordinator Request failed:
+GroupCoordinatorNotAvailableError"), are not shown: they mean nothing to the reader.
 """
 from __future__ import annotations
 
 import logging
 import logging.config
+import re
 import sys
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -19,6 +21,13 @@ import orjson
 
 FORMATS = ("text", "json")
 LIBRARY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "urllib3", "asyncio")
+LIFECYCLE_LOGGERS = ("faust.worker",)
+"""Kept at the command's level: Faust's worker says when it starts, is ready and stops."""
+_RETRIED = re.compile(
+    r"GroupCoordinatorNotAvailable|NotCoordinatorForGroup|CoordinatorLoadInProgress"
+    r"|not found in cluster metadata|Marking the coordinator dead")
+"""What the Kafka clients log as errors while a group or topic is still being set up, and retry
+by themselves: not shown ("Group Coordinator Request failed" in the demo meant nothing)."""
 POSITION = ("topic", "partition", "offset")
 """Attributes a log call may pass through `extra` to say which input record it is about."""
 
@@ -57,6 +66,13 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class RetriedByTheClient(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(("aiokafka", "kafka")):
+            return True
+        return not _RETRIED.search(record.getMessage())
+
+
 def logging_config(log_format: str = "text", level: str = "info", stream: TextIO | None = None) -> dict[str, Any]:
     """A logging.config.dictConfig of a command: handed to Faust's worker too, so its own logging
     setup yields the same lines."""
@@ -68,10 +84,12 @@ def logging_config(log_format: str = "text", level: str = "info", stream: TextIO
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"mimamori": {"()": formatter}},
-        "handlers": {"mimamori": {"class": "logging.StreamHandler", "formatter": "mimamori",
+        "filters": {"retried": {"()": RetriedByTheClient}},
+        "handlers": {"mimamori": {"class": "logging.StreamHandler", "formatter": "mimamori", "filters": ["retried"],
                                   "stream": stream if stream is not None else sys.stderr}},
         "root": {"level": level.upper(), "handlers": ["mimamori"]},
-        "loggers": {name: {"level": logging.getLevelName(quiet)} for name in LIBRARY_LOGGERS},
+        "loggers": {**{name: {"level": logging.getLevelName(quiet)} for name in LIBRARY_LOGGERS},
+                    **{name: {"level": level.upper()} for name in LIFECYCLE_LOGGERS}},
     }
 
 

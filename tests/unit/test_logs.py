@@ -10,14 +10,14 @@ import orjson
 import pytest
 
 from pipeline.config import ConfigError, load_settings
-from pipeline.logs import LIBRARY_LOGGERS, configure, record_position
+from pipeline.logs import LIBRARY_LOGGERS, LIFECYCLE_LOGGERS, configure, record_position
 from tests.support.services import ROOT
 
 
 @pytest.fixture
 def restore_logging():  # type: ignore[no-untyped-def]
     root = logging.getLogger()
-    saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in LIBRARY_LOGGERS}
+    saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in LIBRARY_LOGGERS + LIFECYCLE_LOGGERS}
     yield
     root.handlers[:], root.level = saved[0], saved[1]
     for name, level in saved[2].items():
@@ -56,11 +56,16 @@ def test_library_loggers_speak_only_from_warning_up(restore_logging: None) -> No
     configure("json", "debug", out)
     logging.getLogger("aiokafka.consumer.group_coordinator").info("Group Coordinator Request failed")
     logging.getLogger("kafka.conn").info("connecting")
-    logging.getLogger("faust.worker").info("starting")
+    logging.getLogger("faust.transport.consumer").info("starting")
     logging.getLogger("mimamori").debug("ours")
     logging.getLogger("aiokafka").error("a real problem")
+    logging.getLogger("aiokafka.consumer.group_coordinator").error(
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError")
+    logging.getLogger("aiokafka.cluster").error("Topic x-changelog not found in cluster metadata")
+    logging.getLogger("faust.worker").info("[^Worker]: Ready")
+    logging.getLogger("mimamori").error("GroupCoordinatorNotAvailableError in our own words")
     messages = [orjson.loads(line)["message"] for line in out.getvalue().splitlines()]
-    assert messages == ["ours", "a real problem"]
+    assert messages == ["ours", "a real problem", "[^Worker]: Ready", "GroupCoordinatorNotAvailableError in our own words"]
 
 
 def test_the_format_is_a_setting_refused_when_unknown() -> None:
