@@ -79,8 +79,8 @@ def test_a_command_logs_json_lines_on_stderr(tmp_path) -> None:  # type: ignore[
     """A real command line: the CLI configures logging before the command runs (the command is
     replaced by one that logs, so the test needs no Kafka)."""
     script = ("import logging, sys\n"
-              "from pipeline import cli\n"
-              "from pipeline.commands import simulate\n"
+              "from mimamori import cli\n"
+              "from mimamori.commands import simulate\n"
               "original = simulate.run\n"
               "def run(args, settings):\n"
               "    logging.getLogger('mimamori.simulate').warning('from a command', extra={'topic': 't', 'partition': 0, 'offset': 5})\n"
