@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from pipeline.progress import Progress
+from mimamori.progress import Progress
 
 
 class Terminal(io.StringIO):
