@@ -4,14 +4,15 @@
 #   docker build -t REGISTRY/mimamori:0.1.0 .
 #
 # NOT BUILT OR RUN IN THIS REPOSITORY'S CI: the development machines have no Docker engine. What
-# was checked there instead: the same install steps (editable install of this tree, then
-# `mimamori --help` and a replay with the tree read-only and the working directory elsewhere).
+# is checked there instead (tests/integration/test_wheel_install.py): the same install, i.e. a wheel
+# of these same files installed without extras into a fresh environment, then `replay` with a
+# registry, `registry load`, `migrate` and `query` from a directory outside the source tree.
 #
-# The install is editable on purpose: the package finds sql/, schemas/ and templates/ next to
-# pipeline/ (pipeline/resources.py), so the tree stays at /app, owned by root and read-only. The
-# container writes only to its working directory /var/lib/mimamori (Faust's data directory; the
-# embedded chdb store and a maildir if configured) and /tmp: the chart mounts both, so it can run
-# with a read-only root file system as user 10001.
+# The install is a regular one, as users install: the wheel puts sql/, schemas/ and templates/
+# under /usr/local/share/mimamori, where pipeline/resources.py finds them, and the source tree is
+# removed. The container writes only to its working directory /var/lib/mimamori (Faust's data
+# directory; the embedded chdb store and a maildir if configured) and /tmp: the chart mounts both,
+# so it can run with a read-only root file system as user 10001.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -24,17 +25,17 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends fonts-ipaexfont-gothic \
     && rm -rf /var/lib/apt/lists/*
 
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY pipeline ./pipeline
-COPY agents ./agents
-COPY mimamori ./mimamori
-COPY sql ./sql
-COPY schemas ./schemas
-COPY templates ./templates
-RUN pip install -e /app \
-    && python -m compileall -q /app/pipeline /app/agents /app/mimamori \
-    && mimamori --help > /dev/null
+COPY pyproject.toml README.md /src/
+COPY pipeline /src/pipeline
+COPY agents /src/agents
+COPY mimamori /src/mimamori
+COPY sql /src/sql
+COPY schemas /src/schemas
+COPY templates /src/templates
+RUN pip install /src \
+    && rm -rf /src \
+    && mimamori --help > /dev/null \
+    && python -c "import pipeline.resources as r; assert (r.SQL / 'migrations').is_dir() and (r.TEMPLATES / 'ja').is_dir(), r.ROOT"
 
 RUN groupadd --gid 10001 mimamori \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mimamori \

@@ -1,8 +1,12 @@
 # The two commands of the README: `make demo` and `make test`. Each installs what it needs.
-.PHONY: demo test unit integration bench setup services-install clean
+.PHONY: demo test unit integration bench setup services-install tools clean
 
 setup:
 	scripts/bootstrap.sh --test
+
+# helm and promtool, built from their Go modules once into the Go bin (the chart's tests need them)
+tools:
+	scripts/tools.sh
 
 services-install: setup
 	scripts/kafka.sh install
@@ -12,10 +16,10 @@ demo: setup
 	scripts/kafka.sh start
 	.venv/bin/mimamori demo
 
-test: services-install
+test: services-install tools
 	.venv/bin/python -m pytest tests
 
-unit: setup
+unit: setup tools
 	.venv/bin/python -m pytest tests/unit
 
 integration: services-install

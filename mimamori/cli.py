@@ -9,6 +9,7 @@ from typing import NoReturn, Sequence
 
 from mimamori import commands
 from pipeline.config import ConfigError, load_settings
+from pipeline.logs import configure as configure_logging
 
 
 class UsageError(Exception):
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mimamori: configuration: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format, getattr(args, "loglevel", None) or "warning")
     try:
         return int(args._run(args, settings) or 0)
     except UsageError as exc:

@@ -97,6 +97,12 @@ def _parse_servers(text: str) -> str:
     return ",".join(parts)
 
 
+def _parse_log_format(text: str) -> str:
+    if text.strip() not in ("text", "json"):
+        raise ValueError(f"expected text or json, got {text!r}")
+    return text.strip()
+
+
 def _parse_optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 
@@ -157,6 +163,7 @@ class Settings:
     heartbeat_timeout: timedelta = timedelta(minutes=10)
     heartbeat_daily_at: time = time(9, 0)
     web_port: int = 6066
+    log_format: str = "text"
     report_at: ReportAt = field(default_factory=ReportAt)
     report_mail_rate: float = 5.0
     """Monthly reports put into the outbox per second at most, so the broadcast does not flood the relay."""
@@ -185,6 +192,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_WEB_PORT": ("web_port", _parse_port),
     "MIMAMORI_REPORT_AT": ("report_at", _parse_report_at),
     "MIMAMORI_REPORT_MAIL_RATE": ("report_mail_rate", _parse_rate),
+    "MIMAMORI_LOG_FORMAT": ("log_format", _parse_log_format),
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
     "MIMAMORI_NOTICE_MAIL_RATE": ("notice_mail_rate", _parse_rate),
     "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),

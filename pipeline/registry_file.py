@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import orjson
-from referencing import Registry as SchemaStore
-from referencing import Resource
 
-from pipeline.ingest.schemas import SCHEMA_BASE, load_schema
 from pipeline.models import Registry, Tenant, Utm, parse_time
+from pipeline.schema_problems import schema_problems
 
 
 class RegistryFileError(ValueError):
@@ -21,31 +17,9 @@ class RegistryFileError(ValueError):
         self.problems = problems
 
 
-@cache
-def _file_schema() -> jsonschema.Draft202012Validator:
-    store = SchemaStore().with_resources(
-        (SCHEMA_BASE + name, Resource.from_contents(load_schema(name)))
-        for name in ("tenant.json", "utm.json", "registry-file.json")
-    )
-    return jsonschema.Draft202012Validator(
-        load_schema("registry-file.json"), registry=store,
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-    )
-
-
-def _where(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "file"
-
-
 def registry_problems(data: Any) -> list[str]:
     """Every problem of a parsed registry file; empty when it may be loaded."""
-    by_place: dict[str, str] = {}
-    for error in sorted(_file_schema().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        by_place.setdefault(_where(error.absolute_path), error.message)
-    problems = [f"{place}: {message}" for place, message in by_place.items()]
+    problems = schema_problems(data, "registry-file.json")
     if not isinstance(data, dict):
         return problems
     tenants = [t for t in data.get("tenants") or [] if isinstance(t, dict)]

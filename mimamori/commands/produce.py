@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from mimamori.producer import KafkaSender, numbered_lines, open_kafka_producer, produce_lines, read_input
+    from mimamori.progress import Progress, file_size
 
     try:
         stream = read_input(args.file, sys.stdin)
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         report = produce_lines(
-            numbered_lines(stream), sender, SystemClock(), topics=settings.topics, topic=args.topic,
+            numbered_lines(Progress("produce", total=file_size(args.file)).track(stream, size=len)), sender, SystemClock(), topics=settings.topics, topic=args.topic,
             validate=not args.no_validate, report_problem=lambda problem: print(problem, file=sys.stderr),
         )
     except KafkaTimeoutError as exc:

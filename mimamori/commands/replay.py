@@ -27,6 +27,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.registry_file import RegistryFileError, load_registry_file
     from pipeline.replay import Replay, ReplayWriter
     from pipeline.rules import PolicyError, load_policy
+    from mimamori.progress import Progress, file_size
 
     try:
         until = parse_time(args.until) if args.until else None
@@ -55,8 +56,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     writer = ReplayWriter(settings, registry, args.store, args.mail) if (args.store or args.mail) else None
     replay = Replay(settings, registry, policy, emit, writer)
     source = sys.stdin.buffer if args.events == "-" else open(args.events, "rb")
+    progress = Progress("replay", total=file_size(args.events))
     with source:
-        counts = replay.run(source, until)
+        counts = replay.run(progress.track(source, size=len), until)
     out.flush()
     print(f"replay: {counts.lines} lines, {counts.accepted} accepted, {counts.rejected} rejected, "
           f"{counts.duplicates} duplicates, {counts.late} late, {counts.mails} mails", file=sys.stderr)

@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
+    from mimamori.progress import Progress
     from pipeline.simulate import simulate
 
     if args.out is None and args.kafka is None:
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "registry.json").write_bytes(orjson.dumps(sim.registry, option=orjson.OPT_INDENT_2) + b"\n")
-        (args.out / "events.jsonl").write_bytes(b"".join(line + b"\n" for line in sim.lines))
+        with open(args.out / "events.jsonl", "wb") as events:
+            for line in Progress("simulate: writing", total=len(sim.lines)).track(sim.lines):
+                events.write(line + b"\n")
         (args.out / "expected.json").write_bytes(orjson.dumps(sim.expected, option=orjson.OPT_INDENT_2) + b"\n")
         print(f"wrote {args.out}/registry.json, events.jsonl ({len(sim.lines)} lines), expected.json")
     if args.kafka is not None:
@@ -83,13 +86,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _send(sim: object, bootstrap: str, settings: Settings) -> int:
     from pipeline.clock import SystemClock
     from mimamori.producer import KafkaSender, open_kafka_producer, produce_lines, registry_records
+    from mimamori.progress import Progress
     from pipeline.registry_file import registry_from_data
 
     sender = KafkaSender(open_kafka_producer(bootstrap))
     try:
         for topic, key, value in registry_records(registry_from_data(sim.registry), settings.topics):  # type: ignore[attr-defined]
             sender(topic, key, value)
-        report = produce_lines(enumerate(sim.lines, start=1), sender, SystemClock(), topics=settings.topics,  # type: ignore[attr-defined]
+        lines = Progress("simulate: sending", total=len(sim.lines)).track(sim.lines)  # type: ignore[attr-defined]
+        report = produce_lines(enumerate(lines, start=1), sender, SystemClock(), topics=settings.topics,  # type: ignore[attr-defined]
                                validate=False)
     finally:
         sender.close()

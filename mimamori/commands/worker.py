@@ -30,11 +30,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
     from agents.worker import build_app
+    from pipeline.logs import logging_config
 
     if args.kafka:
         settings = settings.with_overrides(kafka=args.kafka)
     clock = ShiftedClock(args.clock_start) if args.clock_start else None
     app = build_app(settings, clock=clock)
-    worker = Worker(app, loglevel=args.loglevel, quiet=True)
+    # Faust's worker sets logging up again at start: it gets the same configuration as every command.
+    worker = Worker(app, loglevel=args.loglevel, quiet=True,
+                    logging_config=logging_config(settings.log_format, args.loglevel))
     worker.execute_from_commandline()
     return 0

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import orjson
-from referencing import Registry as SchemaStore
-from referencing import Resource
 
-from pipeline.ingest.schemas import SCHEMA_BASE, load_schema
 from pipeline.models import parse_time
+from pipeline.schema_problems import schema_problems as every_problem
 from pipeline.notices.model import Audience, ServiceNotice
 
 PLANNED_NOTICE = timedelta(days=30)
@@ -25,26 +21,8 @@ class NoticeError(ValueError):
         self.problems = problems
 
 
-@cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    store = SchemaStore().with_resources(
-        (SCHEMA_BASE + n, Resource.from_contents(load_schema(n))) for n in ("notice-file.json", "notice.json"))
-    return jsonschema.Draft202012Validator(load_schema(name), registry=store,
-                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-
-
-def _where(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "notice"
-
-
 def schema_problems(data: Any, schema: str = "notice-file.json") -> list[str]:
-    by_place: dict[str, str] = {}
-    for error in sorted(_validator(schema).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        by_place.setdefault(_where(error.absolute_path), error.message)
-    return [f"{place}: {message}" for place, message in by_place.items()]
+    return every_problem(data, schema, "notice")
 
 
 def _time(data: dict[str, Any], name: str, problems: list[str]) -> datetime | None:

@@ -120,3 +120,10 @@ def test_the_worker_is_healthy_after_the_run(flow: dict[str, Any]) -> None:
     assert flow["health"]["status"] == "ok", flow["health"]
     assert not flow["health"]["crashed"] and not flow["health"]["stalled"]
     assert {"detect", "mail-due", "heartbeat-check"} <= set(flow["health"]["progress"])
+
+
+def test_every_metric_of_the_dashboard_and_the_rules_is_served_by_the_worker(flow: dict[str, Any]) -> None:
+    from tests.support.monitoring import dashboard_exprs, names_in, rule_exprs, served_names
+
+    used = names_in(dashboard_exprs()) | names_in(rule_exprs())
+    assert used and not used - served_names(flow["metrics"])

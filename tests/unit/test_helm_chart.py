@@ -1,15 +1,15 @@
 """The Helm chart (helm/mimamori) against the settings it has to deliver.
 
-Always: values.yaml names every MIMAMORI_* variable of pipeline.config.ENVIRONMENT, with the
-contract's defaults, and the chart's env block sets each. With a `helm` binary (on PATH or in
-~/go/bin): `helm lint` and `helm template`, and the rendered worker environment loads with
-pipeline.config.load_settings. No PyYAML here: values.yaml and the rendered manifests are read
+values.yaml names every MIMAMORI_* variable of pipeline.config.ENVIRONMENT, with the contract's
+defaults, and the chart's env block sets each. With the `helm` that scripts/tools.sh builds (the
+tests fail without it): `helm lint` and `helm template` with the default values and with
+ci/production-values.yaml, values.schema.json refusing wrong values, and the rendered worker
+environment loads with pipeline.config.load_settings. No PyYAML here: values.yaml and the rendered manifests are read
 with the small line parsers below, which only need the chart's own plain layout.
 """
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from pipeline.config import ENVIRONMENT, Settings, load_settings
+from tests.support import tools
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mimamori"
 KUBE_VERSION = "1.30.0"
@@ -35,6 +36,7 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_HEARTBEAT_TIMEOUT": "config.heartbeatTimeout",
     "MIMAMORI_HEARTBEAT_DAILY_AT": "config.heartbeatDailyAt",
     "MIMAMORI_WEB_PORT": "config.webPort",
+    "MIMAMORI_LOG_FORMAT": "config.logFormat",
     "MIMAMORI_REPORT_AT": "config.reportAt",
     "MIMAMORI_REPORT_MAIL_RATE": "config.reportMailRate",
     "MIMAMORI_RULES": "rules.enabled",
@@ -123,30 +125,18 @@ def test_the_parser_reads_nesting_quotes_and_comments() -> None:
     assert parsed == {"a": None, "a.b": "09:00", "a.d": None, "a.d.e": "x", "f": "{cpu: 1}"}
 
 
-# --- with a helm binary -----------------------------------------------------------------------
+# --- with the helm binary (scripts/tools.sh builds it; required, never skipped) ----------------
 
-def _helm() -> str | None:
-    found = shutil.which("helm")
-    if found:
-        return found
-    in_gopath = Path.home() / "go" / "bin" / "helm"
-    return str(in_gopath) if in_gopath.exists() else None
-
-
-HELM = _helm()
-needs_helm = pytest.mark.skipif(HELM is None, reason="no helm binary (PATH or ~/go/bin)")
+PRODUCTION = CHART / "ci" / "production-values.yaml"
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    assert HELM is not None
-    result = subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return tools.run("helm", *args, check=check, timeout=60)
 
 
-def render(*sets: str) -> list[str]:
+def render(*sets: str, values_file: Path | None = None) -> list[str]:
     flags = [flag for item in sets for flag in ("--set", item)]
+    flags += ["-f", str(values_file)] if values_file else []
     out = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, *flags).stdout
     return [doc for doc in re.split(r"^---$", out, flags=re.M) if doc.strip()]
 
@@ -183,18 +173,17 @@ def worker_environment(docs: list[str], password: str) -> dict[str, str]:
     return env
 
 
-@needs_helm
-def test_helm_lint_passes_with_defaults_and_with_every_option() -> None:
+def test_helm_lint_passes_with_defaults_production_values_and_every_option() -> None:
     helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART))
+    helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), "-f", str(PRODUCTION))
     helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), "--set", "clickhouse.embedded.enabled=true",
          "--set", "rules.enabled=true", "--set", "rules.content=x", "--set", "serviceMonitor.enabled=true")
 
 
-@needs_helm
 def test_rendered_worker_environment_loads_as_the_default_settings() -> None:
     docs = render("clickhouse.password=p%40ss")
     kinds = sorted(kind_of(doc) for doc in docs)
-    assert kinds == ["Deployment", "Job", "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
+    assert kinds == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
     env = worker_environment(docs, "from the chart's Secret")
     assert set(ENVIRONMENT) - set(env) == {"MIMAMORI_RULES"}
     settings = load_settings({k: v for k, v in env.items() if k.startswith("MIMAMORI_")})
@@ -203,7 +192,6 @@ def test_rendered_worker_environment_loads_as_the_default_settings() -> None:
     assert settings.with_overrides(clickhouse=Settings().clickhouse, smtp=Settings().smtp) == Settings()
 
 
-@needs_helm
 def test_rendered_options_reach_the_settings() -> None:
     docs = render("kafka.bootstrap=k1:9092\\,k2:9092", "kafka.topicPrefix=prod.", "config.webPort=7070",
                   "config.dedupWindow=48h", "rules.enabled=true", "rules.content=[policy]",
@@ -219,7 +207,6 @@ def test_rendered_options_reach_the_settings() -> None:
     assert 'prometheus.io/port: "7070"' in service and "port: 7070" in service
 
 
-@needs_helm
 def test_the_embedded_store_is_one_pod_with_its_own_volume_and_no_migrate_job() -> None:
     docs = render("clickhouse.embedded.enabled=true")
     kinds = {kind_of(doc) for doc in docs}
@@ -231,7 +218,6 @@ def test_the_embedded_store_is_one_pod_with_its_own_volume_and_no_migrate_job() 
     assert refused.returncode != 0 and "replicaCount: 1" in refused.stderr
 
 
-@needs_helm
 def test_pods_run_as_non_root_on_a_read_only_root_with_probes_on_the_web_port() -> None:
     docs = render()
     for doc in (d for d in docs if kind_of(d) in ("Deployment", "Job")):
@@ -242,3 +228,32 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_probes_on_the_web_port() 
     assert re.search(r"readinessProbe:\n\s+tcpSocket:\n\s+port: web", worker)
     job = next(doc for doc in docs if kind_of(doc) == "Job")
     assert "helm.sh/hook: pre-install,pre-upgrade" in job and "- migrate" in job
+
+
+def test_production_values_render_a_scaled_worker_on_a_tls_server_with_secrets() -> None:
+    docs = render(values_file=PRODUCTION)
+    worker = next(doc for doc in docs if kind_of(doc) == "Deployment")
+    assert "replicas: 3" in worker and "image: registry.example.jp/security/mimamori:0.1.0" in worker
+    assert {kind_of(doc) for doc in docs} >= {"Deployment", "Job", "ServiceMonitor", "PodDisruptionBudget"}
+    assert "Secret" not in {kind_of(doc) for doc in docs}  # both come from existing Secrets
+    env = worker_environment(docs, "pw")
+    settings = load_settings({**{k: v for k, v in env.items() if k.startswith("MIMAMORI_")},
+                              "MIMAMORI_SMTP": "smtp://relay:587"})
+    assert settings.clickhouse == "clickhouse://mimamori:pw@clickhouse.db.svc:9440/mimamori?secure=1"
+    assert settings.topics.events == "prod.utm.events" and settings.kafka.count(",") == 2
+
+
+@pytest.mark.parametrize("setting, complaint", [
+    ("config.mailUrgentWait=ten", "/config/mailUrgentWait"),
+    ("config.heartbeatDailyAt=9am", "/config/heartbeatDailyAt"),
+    ("config.webPort=70000", "/config/webPort"),
+    ("replicaCount=two", "/replicaCount"),
+    ("kafka.bootstrap=no-port", "/kafka/bootstrap"),
+    ("smtp.url=http://relay", "/smtp/url"),
+    ("worker.loglevel=verbose", "/worker/loglevel"),
+    ("confg.tz=UTC", "confg"),
+])
+def test_the_schema_refuses_a_wrong_value_at_install(setting: str, complaint: str) -> None:
+    refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", setting, check=False)
+    assert refused.returncode != 0 and complaint in refused.stderr, refused.stderr
+    assert "values don't meet the specifications of the schema" in refused.stderr

@@ -17,6 +17,7 @@ CONTRACTS = {
     "layers": "mimamori (shell) above agents above pipeline",
     "core-adapters": "pipeline's pure core imports none of pipeline's adapters or drivers",
     "core-io-libraries": "pipeline's pure core imports no client library of an outside service",
+    "no-test-only-packages": "the runtime imports no package that only the test extra installs",
 }
 
 
@@ -68,6 +69,15 @@ def test_the_core_importing_an_adapter_fails(tmp_path: Path) -> None:
     assert f"{CONTRACTS['core-io-libraries']} BROKEN" in done.stdout
     assert "pipeline.correlate -> smtplib" in done.stdout
     assert f"{CONTRACTS['layers']} KEPT" in done.stdout
+
+
+def test_a_runtime_import_of_a_test_only_package_fails(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _add_import(root / "mimamori" / "commands" / "registry.py", "import jsonschema  # wrong: test extra only")
+    done = lint(root)
+    assert done.returncode != 0
+    assert f"{CONTRACTS['no-test-only-packages']} BROKEN" in done.stdout
+    assert "mimamori.commands.registry -> jsonschema" in done.stdout
 
 
 def test_importing_the_engine_loads_no_outside_service_client() -> None:

@@ -100,6 +100,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.config.heartbeatDailyAt | quote }}
 - name: MIMAMORI_WEB_PORT
   value: {{ .Values.config.webPort | quote }}
+- name: MIMAMORI_LOG_FORMAT
+  value: {{ .Values.config.logFormat | quote }}
 - name: MIMAMORI_REPORT_AT
   value: {{ .Values.config.reportAt | quote }}
 - name: MIMAMORI_REPORT_MAIL_RATE
@@ -110,4 +112,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: MIMAMORI_RULES
   value: /etc/mimamori/{{ .Values.rules.key }}
 {{- end }}
+{{- end }}
+
+{{/* A MIMAMORI_* duration (500ms, 30s, 5m, 1h, 1d) in whole seconds (ms rounded down). */}}
+{{- define "mimamori.seconds" -}}
+{{- $d := toString . -}}
+{{- if hasSuffix "ms" $d -}}{{ div (trimSuffix "ms" $d | int) 1000 }}
+{{- else if hasSuffix "s" $d -}}{{ trimSuffix "s" $d | int }}
+{{- else if hasSuffix "m" $d -}}{{ mul (trimSuffix "m" $d | int) 60 }}
+{{- else if hasSuffix "h" $d -}}{{ mul (trimSuffix "h" $d | int) 3600 }}
+{{- else if hasSuffix "d" $d -}}{{ mul (trimSuffix "d" $d | int) 86400 }}
+{{- else -}}{{ fail (printf "not a duration: %s" $d) }}
+{{- end -}}
+{{- end }}
+
+{{/* The notification objective: a ★★★ mail handed to SMTP within MIMAMORI_MAIL_URGENT_WAIT + 1 s,
+as the `le` label of the worker's mimamori_alert_to_smtp_seconds bucket (whole seconds 1-30). */}}
+{{- define "mimamori.noticeObjectiveLe" -}}
+{{- $s := add1 (include "mimamori.seconds" .Values.config.mailUrgentWait | int) -}}
+{{- if gt $s 30 -}}
+{{- fail (printf "config.mailUrgentWait %s: the notification objective (urgent wait + 1 s = %ds) must be at most 30 s, the last whole-second bucket of mimamori_alert_to_smtp_seconds" .Values.config.mailUrgentWait $s) -}}
+{{- end -}}
+{{- printf "%d.0" $s -}}
+{{- end }}
+
+{{/* PromQL label matchers selecting this release's workers (the job the ServiceMonitor gives them). */}}
+{{- define "mimamori.metricSelector" -}}
+{{- .Values.monitoring.prometheusRule.selector | default (printf "job=%q" (include "mimamori.fullname" .)) -}}
 {{- end }}
