@@ -127,3 +127,19 @@ def test_every_metric_of_the_dashboard_and_the_rules_is_served_by_the_worker(flo
 
     used = names_in(dashboard_exprs()) | names_in(rule_exprs())
     assert used and not used - served_names(flow["metrics"])
+
+
+def test_the_counters_moved_by_exactly_what_was_produced_rejected_and_alerted(flow: dict[str, Any],
+                                                                              sim: Simulation) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    for family in text_string_to_metric_families(flow["metrics"]):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                totals[sample.name][key] = sample.value
+    assert sum(totals["mimamori_records_total"].values()) == len(sim.lines)
+    rejected = {key.removeprefix("reason="): n for key, n in totals["mimamori_rejections_total"].items() if n}
+    assert rejected == sim.expected["counts"]["rejections"]
+    assert sum(totals["mimamori_alert_changes_total"].values()) == len(flow["alerts"])
