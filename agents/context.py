@@ -53,12 +53,13 @@ class Context:
         self.processors.append(processor)
         await self.app.add_runtime_dependency(processor)
 
-    def guarded_timer(self, interval: float, name: str, action: Callable[[], Awaitable[Any]]) -> None:
+    def guarded_timer(self, interval: float, name: str,
+                      action: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
         """A Faust timer that never dies of an exception: it is counted, logged, kept in /health
-        as failing until the next run succeeds, and /health also sees a timer that stops running."""
+        as failing until the next run succeeds, and /health also sees a timer that stops running.
+        Returns the guarded run (what the timer calls)."""
         self.timers[name] = interval
 
-        @self.app.timer(interval, name=name)
         async def tick() -> None:
             try:
                 await action()
@@ -68,6 +69,9 @@ class Context:
                 self.failing[f"timer:{name}"] = f"{type(exc).__name__}: {exc}"[:300]
                 log.exception("timer %s failed", name)
             self.progressed(name)
+
+        self.app.timer(interval, name=name)(tick)
+        return tick
 
     async def publish_outbox(self, mails: list[Any]) -> None:
         """Rendered mails into the outbox (key tenant_id), acknowledged by Kafka before this returns."""

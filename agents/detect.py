@@ -21,6 +21,7 @@ from agents.follow import CompactedFollower
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from agents.partitioning import partition_for
 from pipeline.config import Settings
+from pipeline.internal import SilenceReport
 from pipeline.engine import MONITOR_KEY, Detector, DetectorStep, InputRecord
 from agents.store import row_messages
 from pipeline.step import route_of
@@ -41,7 +42,8 @@ class UtmSide:
                       ctx.settings.topics.verdicts_by_utm: "verdict"}
         self.inflight: dict[tuple[str, int], int] = {}
         self.processor: PartitionedProcessor | None = None
-        self.fleet = CompactedFollower(ctx.settings.kafka, ctx.settings.topics.fleet, orjson.loads, "fleet-book")
+        self.fleet = CompactedFollower(ctx.settings.kafka, ctx.settings.topics.fleet,
+                                       lambda v: SilenceReport.from_record(orjson.loads(v)), "fleet-book")
 
     def elsewhere(self) -> tuple[int, int]:
         """(silent, seen) UTMs of the partitions other workers own, as they last reported them
@@ -50,9 +52,9 @@ class UtmSide:
         fresh_after = self.ctx.clock.now().timestamp() - 3 * check_interval(self.ctx.settings)
         silent = seen = 0
         for key, report in list(self.fleet.values.items()):
-            if int(key) not in owned and report["reported_at"] >= fresh_after:
-                silent += report["silent"]
-                seen += report["seen"]
+            if int(key) not in owned and report.reported_at >= fresh_after:
+                silent += report.silent
+                seen += report.seen
         return silent, seen
 
     async def assigned(self, partitions: set[int], saved: SavedState) -> None:
@@ -125,8 +127,7 @@ class UtmSide:
         counts = self.detector.silence_by(lambda utm_id: partition_for(utm_id, PARTITIONS))
         at = self.ctx.clock.now().timestamp()
         topic = self.ctx.settings.topics.fleet
-        messages = [(topic, str(p).encode(), orjson.dumps({"silent": counts.get(p, (0, 0))[0],
-                                                           "seen": counts.get(p, (0, 0))[1], "reported_at": at}), None)
+        messages = [(topic, str(p).encode(), orjson.dumps(SilenceReport(*counts.get(p, (0, 0)), at).to_record()), None)
                     for p in self.processor.partitions]
         await self.ctx.deliver_all("fleet", lambda: self.ctx.publisher.send_all(messages))
 

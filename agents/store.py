@@ -27,6 +27,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from pipeline.internal import StoreRows
 from pipeline.sinks import unstored_events
 from pipeline.store.backends import StoreError
 
@@ -41,8 +42,7 @@ def row_messages(topic: str, rows_by_table: dict[str, list[dict[str, Any]]],
                  *, recheck: bool = False) -> list[tuple[str, bytes | None, bytes | None, int | None]]:
     """The store-rows messages of one batch: keyed by table (so each table's rows keep their
     order), at most ROWS_PER_MESSAGE rows each."""
-    return [(topic, table.encode(), orjson.dumps({"table": table, "rows": rows[i:i + ROWS_PER_MESSAGE],
-                                                   "recheck": recheck}), None)
+    return [(topic, table.encode(), orjson.dumps(StoreRows(table, rows[i:i + ROWS_PER_MESSAGE], recheck).to_record()), None)
             for table, rows in rows_by_table.items() for i in range(0, len(rows), ROWS_PER_MESSAGE)]
 
 
@@ -66,9 +66,9 @@ class StoreSide:
         by_table: dict[str, list[tuple[ConsumerRecord, list[dict[str, Any]], bool]]] = collections.defaultdict(list)
         for record in records:
             try:
-                message = orjson.loads(record.value or b"")
-                recheck = bool(message.get("recheck")) or record.offset < self.intent.get(record.partition, -1)
-                by_table[message["table"]].append((record, message["rows"], recheck))
+                message = StoreRows.from_record(orjson.loads(record.value or b""))
+                recheck = message.recheck or record.offset < self.intent.get(record.partition, -1)
+                by_table[message.table].append((record, message.rows, recheck))
             except Exception as exc:  # noqa: BLE001
                 await ctx.dead_letter("store", record, exc)
         ends: dict[int, int] = {}

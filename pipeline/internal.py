@@ -1,0 +1,51 @@
+"""Records of the worker's own topics that are not contract records themselves (each with its
+JSON Schema in schemas/): rows waiting for the store, and each worker's share of the fleet."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STORE_TABLES = ("events", "alerts", "utm_status", "mails", "tenants", "utms", "notices")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRows:
+    """`mimamori-store-rows` (key: the table): rows for one table of the store. `recheck`: they
+    may have been published before, by a batch cut short (their events are checked against the
+    store before they are inserted)."""
+
+    table: str
+    rows: list[dict[str, Any]]
+    recheck: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "recheck": self.recheck}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "StoreRows":
+        table, rows = data["table"], data["rows"]
+        if table not in STORE_TABLES:
+            raise ValueError(f"not a table of the store: {table!r}")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("rows: expected a list of objects")
+        return cls(table, rows, bool(data.get("recheck", False)))
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceReport:
+    """`mimamori-fleet` (key: the input partition): how many UTMs of one partition were silent for
+    more than half the heartbeat timeout, of how many seen, at a worker's last check."""
+
+    silent: int
+    seen: int
+    reported_at: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {"silent": self.silent, "seen": self.seen, "reported_at": self.reported_at}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "SilenceReport":
+        silent, seen = int(data["silent"]), int(data["seen"])
+        if not 0 <= silent <= seen:
+            raise ValueError(f"silent {silent} of {seen} seen")
+        return cls(silent, seen, float(data["reported_at"]))
