@@ -225,9 +225,21 @@ class Detector:
     def tick(self, now: datetime) -> DetectorStep:
         """The timed check (at least once a minute): timeouts, mass outage, daily reminders."""
         out = Outputs()
+        forgotten = self.monitor.forget_unless(self._watched)
         self.check(now, out)
         touched = {c.utm_id for c in out.status_changes} | {n.utm_id for n in out.notices}
-        return self._stepped(out, touched, monitor=True)
+        step = self._stepped(out, touched, monitor=True)
+        for utm_id in forgotten:
+            step.state.keyed[state_key(utm_id, "life")] = None
+        return step
+
+    def _watched(self, utm_id: str) -> bool:
+        """A UTM the registry knows, active, of an active tenant."""
+        utm = self.registry.utms.get(utm_id)
+        if utm is None or not utm.active:
+            return False
+        tenant = self.registry.tenants.get(utm.tenant_id)
+        return tenant is not None and tenant.active
 
     def upkeep(self, now: datetime) -> DetectorStep:
         """Forget what can no longer matter (dedup pairs, alerts past joining and retention)."""

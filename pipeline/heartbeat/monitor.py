@@ -165,6 +165,14 @@ class UtmMonitor:
         else:
             del self._offline[utm_id]
 
+    def forget_unless(self, keep: Callable[[str], bool]) -> list[str]:
+        """Forget every UTM `keep` refuses (gone from the registry, or it or its tenant inactive):
+        it neither counts toward a mass outage nor is judged any more. Returns those forgotten."""
+        gone = [utm_id for utm_id in self._utms if not keep(utm_id)]
+        for utm_id in gone:
+            self.forget(utm_id)
+        return gone
+
     def state_of(self, utm_id: str) -> dict[str, Any] | None:
         state = self._utms.get(utm_id)
         return state.to_json() if state else None

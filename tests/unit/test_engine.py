@@ -138,3 +138,22 @@ def test_an_inactive_tenant_is_never_mailed() -> None:
     d = desk(active=False)
     d.offer(AlertChange(alert("a", jst(10, 0, day=31)), None, None), jst(10, 0, day=31))
     assert d.due(jst(11, 0, day=31)) == []
+
+
+def test_utms_made_inactive_are_forgotten_and_count_toward_no_mass_outage() -> None:
+    """Twelve UTMs seen, then eleven made inactive in the registry and silent: not our outage, and
+    their saved state is removed so a restart does not bring them back."""
+    from pipeline.engine import InputRecord
+
+    reg = Registry(tenants={"t1": Tenant("t1", "T", ("a@example.jp",), service_start=date(2026, 1, 10))},
+                   utms={f"m{n:02d}": Utm(f"m{n:02d}", "t1") for n in range(12)})
+    d = detector(jst(9, 0), reg)
+    beats = [InputRecord("heartbeat", orjson.dumps({"v": 1, "utm_id": u, "ts": jst(9, 1).isoformat()})) for u in reg.utms]
+    d.step(beats, jst(9, 1))
+    for n in range(1, 12):
+        reg.utms[f"m{n:02d}"] = Utm(f"m{n:02d}", "t1", active=False)
+    step = d.tick(jst(9, 8))
+    assert not d.mass_outage and step.outputs.incidents == []
+    assert d.utm_counts["seen"] == 1
+    assert {k for k, v in step.state.keyed.items() if v is None and k.endswith("\x1flife")} == \
+        {f"m{n:02d}\x1flife" for n in range(1, 12)}
