@@ -100,6 +100,11 @@ class UtmSide:
         replayed = any(r.offset < self.inflight.get((r.topic, r.partition), -1) for r in records)
         markers = [StateWrite(p, INFLIGHT_KEY, topics) for p, topics in ends.items()]
         await self.publish(step, markers, replayed)
+        arrived = [r.timestamp / 1000 for r in records if r.timestamp and r.timestamp > 0]
+        if arrived and step.alert_versions:
+            since = time.time() - min(arrived)  # the batch's oldest record to its alerts acknowledged
+            for _ in step.alert_versions:
+                ctx.metrics.event_to_alert.observe(max(0.0, since))
         for (topic, partition), end in list(self.inflight.items()):
             if ends.get(partition, {}).get(topic, -1) >= end:
                 del self.inflight[(topic, partition)]
@@ -116,8 +121,8 @@ class UtmSide:
         await self.publish(step, [], replayed=False)
         await self.report_silence()
         ctx.metrics.mass_outage.set(1 if self.detector.mass_outage else 0)
-        for status, count in self.detector.utm_counts.items():
-            ctx.metrics.utms.labels(status).set(count)
+        counts = self.detector.utm_counts  # this worker's partitions only: the sum over workers is the fleet
+        ctx.metrics.set_utms({"online": counts["seen"] - counts["offline"], "offline": counts["offline"]})
         ctx.progressed("heartbeat-check")
         return _state_writes(step, partitions=self.processor.partitions if self.processor else set())
 

@@ -147,6 +147,14 @@ class Sender:
         if key in self.ledger:
             log.info("mail %s already delivered; not sent again", mail.message_id)
             return
+        ctx.metrics.mail_waiting(mail.message_id, mail.sent_at.timestamp())
+        try:
+            await self._deliver(mail, value, key)
+        finally:
+            ctx.metrics.mail_done(mail.message_id)
+
+    async def _deliver(self, mail: Mail, value: bytes, key: str) -> None:
+        ctx = self.ctx
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:

@@ -107,6 +107,7 @@ class StoreSide:
         log.debug("store: %d rows into %s", len(rows), table)
         ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
         ctx.metrics.store_rows.labels(table).inc(len(rows))
+        ctx.metrics.row_stored(table, time.time())
 
 
 def _identity(records: list[ConsumerRecord]) -> str:

@@ -91,6 +91,8 @@ def _web_pages(ctx: Context) -> None:
 
     @app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        ctx.metrics.set_consumer_lag({(tp.topic, tp.partition): lag for processor in ctx.processors
+                                      for tp, lag in processor.lag().items()})
         return web.bytes(generate_latest(ctx.metrics.registry), content_type=PROMETHEUS_TEXT)
 
     started = time.time()

@@ -45,6 +45,7 @@ def flow(kafka: KafkaService, smtp_server: SmtpSink, sim: Simulation,
         "metrics": metrics,
         "health": health,
         "log": worker.log_text(),
+        "prefix": worker.prefix,
     }
 
 
@@ -143,3 +144,17 @@ def test_the_counters_moved_by_exactly_what_was_produced_rejected_and_alerted(fl
     rejected = {key.removeprefix("reason="): n for key, n in totals["mimamori_rejections_total"].items() if n}
     assert rejected == sim.expected["counts"]["rejections"]
     assert sum(totals["mimamori_alert_changes_total"].values()) == len(flow["alerts"])
+
+
+def test_the_latency_lag_and_age_signals_are_populated(flow: dict[str, Any], sim: Simulation) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(flow["metrics"]) for s in family.samples}
+    assert samples[("mimamori_event_to_alert_seconds_count", ())] >= 1
+    lags = {labels: v for (name, labels), v in samples.items() if name == "mimamori_consumer_lag_records"}
+    assert any(dict(labels)["topic"] == f"{flow['prefix']}utm.events" for labels in lags), lags
+    assert samples[("mimamori_store_newest_row_age_seconds", (("table", "events"),))] < 300
+    assert ("mimamori_mail_oldest_undelivered_age_seconds", ()) in samples
+    utms = {dict(labels)["status"]: v for (name, labels), v in samples.items() if name == "mimamori_utms"}
+    assert set(utms) == {"online", "offline"} and 0 < sum(utms.values()) <= len(sim.registry["utms"])
