@@ -179,6 +179,8 @@ class Sender:
         ctx.failing.pop("mail-sender", None)
         ctx.metrics.mails_stuck.set(0)
         delivered_at = ctx.clock.now()
+        if mail.arrived_at is not None:
+            ctx.metrics.observe_notice(mail.grade, (delivered_at - mail.arrived_at).total_seconds())
         self.ledger[key] = delivered_at.timestamp()
         assert self.processor is not None
         await self.processor.write_state([StateWrite(partition_for(mail.tenant_id, PARTITIONS), key, self.ledger[key])])

@@ -7,7 +7,7 @@ mail. Neither reads a clock or touches Kafka: the caller passes `now` and carrie
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable
 
@@ -372,8 +372,9 @@ class MailDesk:
         if tenant is None or not change.notice:
             return []
         self.scheduler.note_mailed(alert.tenant_id, alert.alert_id, alert.grade, now)
-        return [render_verdict_mail(change.notice, tenant, alert, change.verdict, now, self.settings.tz,
-                                    previous_grade=change.previous_grade)]
+        mail = render_verdict_mail(change.notice, tenant, alert, change.verdict, now, self.settings.tz,
+                                   previous_grade=change.previous_grade)
+        return [replace(mail, arrived_at=now)]
 
     def notice(self, notice: Notice, now: datetime) -> list[Mail]:
         if not notice.mailed:
@@ -387,12 +388,15 @@ class MailDesk:
         return self.scheduler.next_due()
 
     def due(self, now: datetime) -> list[Mail]:
+        arrived = {tenant_id: min((w.arrival for w in schedule.pending.values()), default=now)
+                   for tenant_id, schedule in self.scheduler.tenants.items()}
         mails = []
         for tenant_id, alerts in self.scheduler.take_due(now):
             alerts = [a for a in alerts if self._mailable(tenant_id, a.last_seen)]
             tenant = self.tenant_of_id(tenant_id)
             if tenant is not None and alerts:
-                mails.append(render_alert_mail(tenant, _highest_first(alerts), None, now, self.settings.tz))
+                mail = render_alert_mail(tenant, _highest_first(alerts), None, now, self.settings.tz)
+                mails.append(replace(mail, arrived_at=arrived.get(tenant_id, now)))
         return mails
 
 

@@ -290,6 +290,9 @@ class Mail:
     utm_id: str | None
     sent_at: datetime
     raw: str
+    arrived_at: datetime | None = None
+    """When what the mail tells reached the mail desk (the earliest of its alerts), for the
+    alert-to-SMTP latency; not part of the mail's identity."""
 
     def to_record(self) -> dict[str, Any]:
         return _record(self)
@@ -300,6 +303,7 @@ class Mail:
         values["to"] = tuple(values["to"])
         values["alert_ids"] = tuple(values["alert_ids"])
         values["sent_at"] = parse_time(values["sent_at"])
+        values["arrived_at"] = parse_time(values["arrived_at"]) if values.get("arrived_at") else None
         return cls(**values)
 
 

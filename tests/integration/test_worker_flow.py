@@ -152,6 +152,8 @@ def test_the_latency_lag_and_age_signals_are_populated(flow: dict[str, Any], sim
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(flow["metrics"]) for s in family.samples}
     assert samples[("mimamori_event_to_alert_seconds_count", ())] >= 1
+    handed = sum(v for (name, _), v in samples.items() if name == "mimamori_alert_to_smtp_seconds_count")
+    assert handed >= 1, "no alert mail handed to SMTP was timed"
     lags = {labels: v for (name, labels), v in samples.items() if name == "mimamori_consumer_lag_records"}
     assert any(dict(labels)["topic"] == f"{flow['prefix']}utm.events" for labels in lags), lags
     assert samples[("mimamori_store_newest_row_age_seconds", (("table", "events"),))] < 300
