@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Each installs what it needs.
-.PHONY: demo test unit integration bench setup services-install tools clean
+.PHONY: demo test unit integration bench bench-full bench-parts setup services-install tools clean
 
 setup:
 	scripts/bootstrap.sh --test
@@ -25,7 +25,17 @@ unit: setup tools
 integration: services-install
 	.venv/bin/python -m pytest tests/integration
 
+# one worker, two workers and the Quix Streams peer on one backlog, latency, mails, RSS (< 5 min)
 bench: services-install
+	scripts/bootstrap.sh --bench
+	.venv/bin/python -m benchmarks.bench_side --quick
+
+bench-full: services-install
+	scripts/bootstrap.sh --bench
+	.venv/bin/python -m benchmarks.bench_side --full --profile
+
+# the parts one by one: validation, correlation, heartbeats, store, one whole worker
+bench-parts: services-install
 	for b in validation correlate heartbeat store worker; do .venv/bin/python -m benchmarks.bench_$$b || exit 1; done
 
 clean:

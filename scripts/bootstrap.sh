@@ -2,7 +2,8 @@
 # Installs what mimamori needs into the checkout, once: a virtual environment with the package
 # (editable) and its pinned dependencies, and the Japanese font of the report charts
 # (scripts/fonts.sh). Cheap when nothing changed.
-#   scripts/bootstrap.sh [--test]    --test also installs the test extras
+#   scripts/bootstrap.sh [--test|--bench]    --test also installs the test extras, --bench the
+#   test and benchmark extras (the Quix Streams peer, py-spy)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -10,11 +11,12 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 EXTRAS=""
 [[ "${1:-}" == "--test" ]] && EXTRAS="[test]"
+[[ "${1:-}" == "--bench" ]] && EXTRAS="[test,bench]"
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip > /dev/null
 fi
-stamp="$VENV/.installed${EXTRAS:+-test}"
+stamp="$VENV/.installed${EXTRAS:+-${EXTRAS//[^a-z]/}}"
 want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   "$VENV/bin/pip" install -q -e "$ROOT$EXTRAS" > "$VENV/install.log" 2>&1 || { cat "$VENV/install.log" >&2; exit 1; }
