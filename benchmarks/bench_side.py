@@ -74,14 +74,26 @@ class Run:
     name: str
     events: int
     samples: list[tuple[float, float, float]] = field(default_factory=list)
-    """(monotonic time, fraction of the backlog done, CPU seconds of the run's processes)."""
+    """(monotonic time, fraction of the backlog done, CPU seconds of the run's processes). Done: for
+    the workers, taken by the detect processor (judged, its messages and rows acknowledged by
+    Kafka; the store processor inserts in jumps of up to 4 million rows, too coarse for a curve);
+    for the peer, committed after its sink's insert."""
     spawned: float = 0.0
     peak_rss: list[float] = field(default_factory=list)
     complete: bool = False
     notes: list[str] = field(default_factory=list)
 
     def at(self, fraction: float) -> tuple[float, float, float]:
-        return next((s for s in self.samples if s[1] >= fraction), self.samples[-1])
+        """(time, fraction, CPU) where the backlog was `fraction` done, interpolated between samples."""
+        before = self.samples[0]
+        for sample in self.samples:
+            if sample[1] >= fraction:
+                if sample[1] <= before[1]:
+                    return sample
+                share = (fraction - before[1]) / (sample[1] - before[1])
+                return (before[0] + share * (sample[0] - before[0]), fraction, before[2] + share * (sample[2] - before[2]))
+            before = sample
+        return self.samples[-1]
 
     @property
     def steady(self) -> float:
@@ -90,8 +102,7 @@ class Run:
 
     @property
     def from_spawn(self) -> float:
-        end = self.at(1.0)
-        return end[1] * self.events / (end[0] - self.spawned)
+        return self.samples[-1][1] * self.events / self.drained
 
     @property
     def cpu_per_10k(self) -> float:
@@ -99,10 +110,14 @@ class Run:
         done = (high[1] - low[1]) * self.events
         return (high[2] - low[2]) / done * 10_000 if done else float("nan")
 
+    @property
+    def drained(self) -> float:
+        """Seconds from spawn until every event was taken and every unique event row stored."""
+        return self.samples[-1][0] - self.spawned
+
     def line(self) -> str:
-        end = self.at(1.0)
-        return (f"{self.name:<16} {self.steady:>9,.0f} ev/s steady {self.from_spawn:>9,.0f} ev/s from spawn "
-                f"({end[0] - self.spawned:5.1f} s) {self.cpu_per_10k:6.2f} CPU-s/10k  peak RSS "
+        return (f"{self.name:<16} {self.steady:>9,.0f} ev/s steady {self.from_spawn:>9,.0f} ev/s spawn to all stored "
+                f"({self.drained:5.1f} s) {self.cpu_per_10k:6.2f} CPU-s/10k  peak RSS "
                 f"{' + '.join(f'{r:.0f}' for r in self.peak_rss)} MiB" + ("" if self.complete else "  INCOMPLETE")
                 + "".join(f"; {n}" for n in self.notes))
 
@@ -161,6 +176,8 @@ def mail_delays(sink: TimedSmtpSink, watch: AlertWatch, since: float, *,
     first mail naming it handed to SMTP; and how many ★★★ alerts since `since` have no mail yet."""
     mailed: dict[str, float] = {}
     for at, message in sink.arrivals:
+        if at < since:  # alert ids come from content: an earlier repeat mailed the same ones
+            continue
         for alert_id in (message.get("X-Mimamori-Alerts") or "").split(","):
             if alert_id.strip():
                 mailed.setdefault(alert_id.strip(), at)
@@ -228,9 +245,15 @@ def preload(bootstrap: str, topics: Topics, load: Load) -> float:
 # --- the runs -------------------------------------------------------------------------------
 
 
+def new_prefix() -> str:
+    return f"b{uuid.uuid4().hex[:6]}."
+
+
 def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load: Load, smtp: str, args: argparse.Namespace,
-                *, keep_running: bool = False, watch: bool = False) -> tuple[Run, list[WorkerProcess], AlertWatch | None]:
-    prefix = f"b{uuid.uuid4().hex[:6]}."
+                *, keep_running: bool = False, watch: bool = False,
+                preloaded: tuple[str, float] | None = None) -> tuple[Run, list[WorkerProcess], AlertWatch | None]:
+    """`preloaded`: (prefix, seconds it took) of topics loaded already."""
+    prefix = preloaded[0] if preloaded else new_prefix()
     store = f"chdb://{workdir / 'clickhouse'}"
     hooks = str(ROOT / "benchmarks" / "hooks") + os.pathsep + os.environ.get("PYTHONPATH", "")
     workers = [WorkerProcess(kafka.bootstrap, workdir / f"w{i}", smtp, prefix=prefix,
@@ -238,7 +261,7 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
                                         "MIMAMORI_BENCH_TIMINGS": str(workdir / f"w{i}" / "timings.json"), "MIMAMORI_MAIL_URGENT_WAIT": f"{URGENT_WAIT:g}s",
                                         "MIMAMORI_MAIL_GROUP_WAIT": "30s", "MIMAMORI_MAIL_GROUP_INTERVAL": "5m"})
                for i in range(count)]
-    loaded = preload(kafka.bootstrap, workers[0].topics, load)
+    loaded = preloaded[1] if preloaded else preload(kafka.bootstrap, workers[0].topics, load)
     run = Run(name, len(load.events))
     run.notes.append(f"pre-loaded in {loaded:.1f} s")
     alerts = AlertWatch(kafka.bootstrap, workers[0].topics.alerts) if watch else None
@@ -265,7 +288,7 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
             alerts.stop()
         raise RuntimeError(f"{name}: a worker did not start: {errors[0]}")
     pyspy = start_pyspy(args.pyspy, workers[0].proc.pid, workdir / "pyspy.txt", args.rate) \
-        if args.profile and count == 1 else None  # type: ignore[union-attr]
+        if args.profile and count == 1 and not args.profiled else None  # type: ignore[union-attr]
     deadline = time.monotonic() + args.timeout
     unique = load.counts["unique_events"]
     while time.monotonic() < deadline:
@@ -277,7 +300,7 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
             taken += total(values, "mimamori_records_total", topic=worker.topics.events)
             stored += total(values, "mimamori_store_rows_total", table="events")
         cpu = sum(process_cpu(w.proc.pid) for w in workers)  # type: ignore[union-attr]
-        run.samples.append((time.monotonic(), min(taken / run.events, stored / unique), cpu))
+        run.samples.append((time.monotonic(), min(taken / run.events, 1.0), cpu))
         if taken >= run.events and stored >= unique:
             run.complete = True
             break
@@ -295,7 +318,7 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
 
 
 def run_peer(kafka: KafkaService, workdir: Path, load: Load, events_topic: str, args: argparse.Namespace) -> Run:
-    from kafka import KafkaAdminClient
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     workdir.mkdir(parents=True, exist_ok=True)
     registry = workdir / "registry.json"
@@ -309,17 +332,17 @@ def run_peer(kafka: KafkaService, workdir: Path, load: Load, events_topic: str, 
                              "--topic", events_topic, "--group", group, "--registry", str(registry),
                              "--store", str(workdir / "clickhouse"), "--state", str(workdir / "state"),
                              "--report", str(report)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    offsets = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "enable.auto.commit": False})
+    partitions = [TopicPartition(events_topic, p) for p in range(6)]
     try:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"peer exited with {proc.returncode}:\n{(workdir / 'peer.log').read_text()[-3000:]}")
             try:
-                offsets = admin.list_consumer_group_offsets(group)
-            except Exception:  # noqa: BLE001 - the group does not exist before its first commit
-                offsets = {}
-            done = sum(o.offset for tp, o in offsets.items() if tp.topic == events_topic and o.offset > 0)
+                done = sum(tp.offset for tp in offsets.committed(partitions, timeout=10) if tp.offset > 0)
+            except KafkaException:  # the group's coordinator is not there before its first commit
+                done = run.samples[-1][1] * run.events if run.samples else 0
             run.samples.append((time.monotonic(), done / run.events, process_cpu(proc.pid)))
             if done >= run.events:
                 run.complete = True
@@ -327,7 +350,7 @@ def run_peer(kafka: KafkaService, workdir: Path, load: Load, events_topic: str, 
             time.sleep(POLL)
         run.peak_rss = [peak_rss_mib(proc.pid)]
     finally:
-        admin.close()
+        offsets.close()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
@@ -407,6 +430,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    args.profiled = False
     args.events = args.events or (200_000 if args.full else 60_000)
     args.repeat = args.repeat or (2 if args.full else 1)
     args.latency_seconds = args.latency_seconds or (60.0 if args.full else 15.0)
@@ -437,24 +461,29 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             print(f"-- repeat {repeat + 1}/{args.repeat}: {len(load.events):,} events + {len(load.heartbeats):,} "
                   "heartbeats pre-loaded per run", flush=True)
             broker = broker_pid(kafka)
+            prefix = new_prefix()
+            preloaded = (prefix, preload(kafka.bootstrap, Topics().prefixed(prefix), load))
+            peer = None
+            if not args.skip_peer:  # first: the live phase below adds events to the topic it reads
+                peer = run_peer(kafka, here / "peer", load, Topics().prefixed(prefix).events, args)
+                print(peer.line(), flush=True)
             watch_started = time.time()
             one, workers, watch = run_workers("one worker", 1, kafka, here / "one", load, sink.url, args,
-                                              keep_running=True, watch=True)
+                                              keep_running=True, watch=True, preloaded=preloaded)
             assert watch is not None
             print(one.line(), flush=True)
+            print(timings_line(here / "one" / "w0" / "timings.json", one), flush=True)
             try:
                 backlog_mails(sink, watch, watch_started)
                 if repeat == 0:
                     live_phase(kafka, workers[0], sink, watch, one.steady, args)
                     if args.profile:
+                        args.profiled = True
+                        print("py-spy ran on this repeat's one worker (later repeats run without it)")
                         print("\n".join(profile_report(here / "one" / "pyspy.txt", args.top)), flush=True)
             finally:
                 watch.stop()
                 workers[0].stop()
-            peer = None
-            if not args.skip_peer:
-                peer = run_peer(kafka, here / "peer", load, workers[0].topics.events, args)
-                print(peer.line(), flush=True)
             if not args.skip_two:
                 two, _, _ = run_workers("two workers", 2, kafka, here / "two", load, sink.url, args)
                 print(two.line(), flush=True)
@@ -463,16 +492,19 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
                 two = None
             ok &= one.complete and (peer is None or peer.complete)
             if peer is not None:
-                ratios.append((one.steady / peer.steady, (two.steady if two else float("nan")) / peer.steady))
-                print(f"ratio to the peer (steady ev/s): one worker {ratios[-1][0]:.2f}x, two workers "
-                      f"{ratios[-1][1]:.2f}x; CPU per event, peer/one worker {peer.cpu_per_10k / one.cpu_per_10k:.2f}x",
-                      flush=True)
+                ratios.append((one.steady / peer.steady, (two.steady if two else float("nan")) / peer.steady,
+                               one.from_spawn / peer.from_spawn, (two.from_spawn if two else float("nan")) / peer.from_spawn))
+                print(f"ratio to the peer, steady ev/s: one worker {ratios[-1][0]:.2f}x, two workers {ratios[-1][1]:.2f}x; "
+                      f"spawn to all stored: one worker {ratios[-1][2]:.2f}x, two workers {ratios[-1][3]:.2f}x; "
+                      f"CPU per event, peer/one worker {peer.cpu_per_10k / one.cpu_per_10k:.2f}x", flush=True)
             if broker:
                 print(f"broker CPU over the repeat: {process_cpu(broker):.0f} s since its start", flush=True)
         if len(ratios) > 1:
-            print(f"ratio to the peer over {len(ratios)} repeats: one worker median "
-                  f"{statistics.median(r[0] for r in ratios):.2f}x (min {min(r[0] for r in ratios):.2f}x), "
-                  f"two workers median {statistics.median(r[1] for r in ratios):.2f}x")
+            print(f"ratio to the peer over {len(ratios)} repeats (steady; spawn to all stored): one worker median "
+                  f"{statistics.median(r[0] for r in ratios):.2f}x, min {min(r[0] for r in ratios):.2f}x; "
+                  f"{statistics.median(r[2] for r in ratios):.2f}x, min {min(r[2] for r in ratios):.2f}x; "
+                  f"two workers median {statistics.median(r[1] for r in ratios):.2f}x; "
+                  f"{statistics.median(r[3] for r in ratios):.2f}x")
     finally:
         sink.stop()
         kafka.stop()
@@ -483,6 +515,18 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
               f"{figures['imports_mib']:.0f}, with the registry {figures['registry_mib']:.0f})", flush=True)
     print(f"bench took {time.monotonic() - began:.0f} s; load average {os.getloadavg()[0]:.1f} at the end")
     return 0 if ok else 1
+
+
+def timings_line(path: Path, run: Run) -> str:
+    """Where the one worker's drain went, from the hooks in benchmarks/hooks (wall seconds)."""
+    if not path.exists():
+        return "timings: none written (hooks not loaded?)"
+    spent = orjson.loads(path.read_bytes())
+    wall = run.at(1.0)[0] - run.spawned
+    parts = sorted(spent.items(), key=lambda kv: -kv[1][0])
+    return (f"where the one worker's time went (wall seconds over the {wall:.0f} s from spawn to drained, "
+            "awaits overlap across processors): " + "; ".join(f"{name} {seconds:.1f} s/{calls}"
+                                                           for name, (seconds, calls) in parts[:12]))
 
 
 def backlog_mails(sink: TimedSmtpSink, watch: AlertWatch, since: float) -> None:

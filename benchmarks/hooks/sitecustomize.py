@@ -23,7 +23,7 @@ def _install(path: str) -> None:
     import orjson
     from aiokafka import AIOKafkaConsumer
 
-    from agents import runtime
+    from agents import detect, runtime
     from pipeline import engine
     from pipeline.store import backends
 
@@ -69,6 +69,27 @@ def _install(path: str) -> None:
     timed_async(AIOKafkaConsumer, "commit", lambda c: f"{client(c)}: commit")
     timed_async(AIOKafkaConsumer, "getmany", lambda c: f"{client(c)}: getmany")
     timed_sync(engine.Detector, "step", "detect: Detector.step")
+    timed_async(detect.UtmSide, "publish", lambda s: "detect: publish (rows, JSON, send, acks)")
+    original_rows = engine.DetectorStep.rows.fget
+
+    def rows(self):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original_rows(self)
+        finally:
+            note("detect: DetectorStep.rows", time.perf_counter() - started)
+
+    engine.DetectorStep.rows = property(rows)  # type: ignore[assignment]
+    original_writes = detect._state_writes
+
+    def state_writes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original_writes(*args, **kwargs)
+        finally:
+            note("detect: _state_writes", time.perf_counter() - started)
+
+    detect._state_writes = state_writes
     timed_sync(backends.ChdbStore, "insert", "store: ChdbStore.insert (thread)")
 
     def dump() -> None:
