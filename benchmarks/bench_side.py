@@ -258,7 +258,8 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
     hooks = str(ROOT / "benchmarks" / "hooks") + os.pathsep + os.environ.get("PYTHONPATH", "")
     workers = [WorkerProcess(kafka.bootstrap, workdir / f"w{i}", smtp, prefix=prefix,
                              extra_env={"MIMAMORI_CLICKHOUSE": store, "PYTHONPATH": hooks,
-                                        "MIMAMORI_BENCH_TIMINGS": str(workdir / f"w{i}" / "timings.json"), "MIMAMORI_MAIL_URGENT_WAIT": f"{URGENT_WAIT:g}s",
+                                        "MIMAMORI_BENCH_TIMINGS": str(workdir / f"w{i}" / "timings.json"),
+                                        "MIMAMORI_MAIL_URGENT_WAIT": f"{URGENT_WAIT:g}s",
                                         "MIMAMORI_MAIL_GROUP_WAIT": "30s", "MIMAMORI_MAIL_GROUP_INTERVAL": "5m"})
                for i in range(count)]
     loaded = preloaded[1] if preloaded else preload(kafka.bootstrap, workers[0].topics, load)
@@ -279,32 +280,38 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
     threads = [threading.Thread(target=start, args=(w,)) for w in workers]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        for worker in workers:
-            worker.stop()
-        if alerts is not None:
-            alerts.stop()
-        raise RuntimeError(f"{name}: a worker did not start: {errors[0]}")
-    pyspy = start_pyspy(args.pyspy, workers[0].proc.pid, workdir / "pyspy.txt", args.rate) \
-        if args.profile and count == 1 and not args.profiled else None  # type: ignore[union-attr]
+    pyspy = None
     deadline = time.monotonic() + args.timeout
     unique = load.counts["unique_events"]
-    while time.monotonic() < deadline:
-        if any(w.proc.poll() is not None for w in workers):  # type: ignore[union-attr]
+    last: dict[int, tuple[float, float]] = {}
+    while time.monotonic() < deadline:  # sampled from the spawn on: one worker may drain before another is ready
+        if errors:
+            for worker in workers:
+                worker.stop()
+            if alerts is not None:
+                alerts.stop()
+            raise RuntimeError(f"{name}: a worker did not start: {errors[0]}")
+        if any(w.proc is not None and w.proc.poll() is not None for w in workers):
             raise RuntimeError(f"{name}: a worker exited:\n" + "\n".join(w.log_tail(30) for w in workers))
-        taken = stored = 0.0
-        for worker in workers:
-            values = metric_values(worker.metrics())
-            taken += total(values, "mimamori_records_total", topic=worker.topics.events)
-            stored += total(values, "mimamori_store_rows_total", table="events")
-        cpu = sum(process_cpu(w.proc.pid) for w in workers)  # type: ignore[union-attr]
+        if pyspy is None and args.profile and count == 1 and not args.profiled and not threads[0].is_alive():
+            pyspy = start_pyspy(args.pyspy, workers[0].proc.pid, workdir / "pyspy.txt", args.rate)  # type: ignore[union-attr]
+        for number, worker in enumerate(workers):
+            try:
+                values = metric_values(worker.metrics())
+            except Exception:  # noqa: BLE001 - its web server is not up yet, or busy
+                continue
+            last[number] = (total(values, "mimamori_records_total", topic=worker.topics.events),
+                            total(values, "mimamori_store_rows_total", table="events"))
+        taken = sum(t for t, _ in last.values())
+        stored = sum(s for _, s in last.values())
+        cpu = sum(process_cpu(w.proc.pid) for w in workers if w.proc is not None)
         run.samples.append((time.monotonic(), min(taken / run.events, 1.0), cpu))
         if taken >= run.events and stored >= unique:
             run.complete = True
             break
         time.sleep(POLL)
+    for thread in threads:
+        thread.join()
     if pyspy is not None:
         stop_pyspy(pyspy)
     run.peak_rss = [peak_rss_mib(w.proc.pid) for w in workers]  # type: ignore[union-attr]
@@ -523,7 +530,8 @@ def timings_line(path: Path, run: Run) -> str:
         return "timings: none written (hooks not loaded?)"
     spent = orjson.loads(path.read_bytes())
     wall = run.at(1.0)[0] - run.spawned
-    parts = sorted(spent.items(), key=lambda kv: -kv[1][0])
+    idle = ("mirror", "notices", "route-verdicts", "mail-timing: getmany", "mail-sender: getmany", "report")
+    parts = sorted(((k, v) for k, v in spent.items() if not any(word in k for word in idle)), key=lambda kv: -kv[1][0])
     return (f"where the one worker's time went (wall seconds over the {wall:.0f} s from spawn to drained, "
             "awaits overlap across processors): " + "; ".join(f"{name} {seconds:.1f} s/{calls}"
                                                            for name, (seconds, calls) in parts[:12]))

@@ -36,7 +36,7 @@ from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
 from pipeline.store.backends import Store, open_store
 from pipeline.store.migrate import apply_migrations
-from pipeline.store.rows import alert_row, event_row
+from pipeline.rows import alert_row, event_row
 
 
 class ChdbSink(BatchingSink):
