@@ -16,7 +16,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.notice_follower import register_follower
-from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from agents.runtime import PartitionedProcessor, StatelessHandler, StateWrite
 from agents.store import row_messages
 from pipeline.notices.mail import notice_mails
 from pipeline.notices.pacing import paced_chunks
@@ -26,16 +26,10 @@ from pipeline.rows import notice_removed_row, notice_row
 AGENT = "notices"
 
 
-class NoticeDesk:
+class NoticeDesk(StatelessHandler):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.book = NoticeBook()
-
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
-        return None
-
-    async def revoked(self, partitions: set[int]) -> None:
-        return None
 
     async def process(self, events: list[ConsumerRecord]) -> list[StateWrite]:
         ctx = self.ctx

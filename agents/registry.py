@@ -12,6 +12,7 @@ from typing import Any, Callable
 import orjson
 
 from agents.context import Context, log
+from agents.runtime import PartitionedProcessor, StatelessHandler
 from pipeline.config import Settings
 from pipeline.models import Registry, Tenant, Utm
 from pipeline.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
@@ -126,18 +127,12 @@ def register_mirrors(ctx: Context) -> None:
         _register_mirror(ctx, mirror)
 
 
-class _MirrorHandler:
+class _MirrorHandler(StatelessHandler):
     """Writes each registry record to the store's registry table; a null value writes a removal."""
 
     def __init__(self, ctx: Context, mirror: _Mirror) -> None:
         self.ctx = ctx
         self.mirror = mirror
-
-    async def assigned(self, partitions: set[int], saved: Any) -> None:
-        return None
-
-    async def revoked(self, partitions: set[int]) -> None:
-        return None
 
     async def process(self, records: list[Any]) -> list[Any]:
         ctx, mirror = self.ctx, self.mirror
@@ -162,8 +157,6 @@ class _MirrorHandler:
 
 
 def _register_mirror(ctx: Context, mirror: _Mirror) -> None:
-    from agents.runtime import PartitionedProcessor
-
     ctx.add_processor(PartitionedProcessor(
         name=f"mirror-{mirror.table}", group=ctx.settings.topics.group(f"mirror-{mirror.table}"),
         bootstrap=ctx.settings.kafka, inputs=[mirror.topic], handler=_MirrorHandler(ctx, mirror),

@@ -61,6 +61,16 @@ class Handler(Protocol):
     async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]: ...
 
 
+class StatelessHandler:
+    """A handler that keeps nothing per partition: assignment and revocation change nothing."""
+
+    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
+        return None
+
+    async def revoked(self, partitions: set[int]) -> None:
+        return None
+
+
 class Publisher(Service):
     """One idempotent producer for every output of a worker; `send_all` returns when Kafka
     acknowledged every message (acks=all). Added to the app before the processors, so it starts

@@ -15,23 +15,17 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context
 from agents.follow import CompactedFollower
-from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from agents.runtime import PartitionedProcessor, StatelessHandler, StateWrite
 from pipeline.models import Verdict
 
 UNKNOWN_WAIT = 10.0
 """How long a verdict waits for its alert's route before it is taken as one for an unknown alert."""
 
 
-class VerdictRouter:
+class VerdictRouter(StatelessHandler):
     def __init__(self, ctx: Context, book: CompactedFollower) -> None:
         self.ctx = ctx
         self.book = book
-
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
-        return None
-
-    async def revoked(self, partitions: set[int]) -> None:
-        return None
 
     async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]:
         ctx = self.ctx

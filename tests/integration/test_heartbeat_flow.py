@@ -3,13 +3,10 @@ tenant gets exactly one `utm-down` and one `utm-recovered` at a real SMTP server
 none, and the status changes reach the store."""
 from __future__ import annotations
 
-import threading
 import time
-from datetime import datetime, timezone
 from email.message import Message
 from typing import Any
 
-import orjson
 import pytest
 
 from mimamori.producer import registry_records
@@ -17,6 +14,7 @@ from pipeline.registry_file import registry_from_data
 from pipeline.store.backends import open_store
 from pipeline.store.sqlfiles import query_sql
 from tests.support.services import KafkaService, SmtpSink
+from tests.support.heartbeats import Heartbeats
 from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for
 
 TIMEOUT_S = 6
@@ -26,43 +24,6 @@ SILENT = UTMS[2]
 REGISTRY = one_tenant_registry(TENANT, "Heartbeat 株式会社", ["noc@hb.example.jp"], UTMS, industry="manufacturing")
 
 
-
-
-class Heartbeats:
-    """Sends a heartbeat for every UTM not in `silent` once a second, from a thread."""
-
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker = worker
-        self.silent: set[str] = set()
-        self.sent: dict[str, int] = {utm_id: 0 for utm_id in UTMS}
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from kafka import KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=self.worker.bootstrap, acks="all", linger_ms=5)
-        topic = self.worker.topics.heartbeats
-        try:
-            while not self.stopping.is_set():
-                ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-                for utm_id in UTMS:
-                    if utm_id not in self.silent:
-                        beat = {"v": 1, "utm_id": utm_id, "ts": ts, "firmware": "7.2.1"}
-                        producer.send(topic, key=utm_id.encode(), value=orjson.dumps(beat))
-                        self.sent[utm_id] += 1
-                producer.flush()
-                self.stopping.wait(1.0)
-        finally:
-            producer.close()
-
-    def __enter__(self) -> "Heartbeats":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=30)
 
 
 def utm_mails(sink: SmtpSink) -> list[Message]:
@@ -94,7 +55,7 @@ def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytes
     timings: dict[str, float] = {}
     try:
         produce(worker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
-        with Heartbeats(worker) as beats:
+        with Heartbeats(worker, UTMS, firmware="7.2.1") as beats:
             time.sleep(TIMEOUT_S * 2)  # past the start-up grace, every UTM online
             assert utm_mails(smtp) == [], "no mail while every UTM beats"
             beats.silent.add(SILENT)

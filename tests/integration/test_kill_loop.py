@@ -16,8 +16,7 @@ import orjson
 import pytest
 
 from pipeline.simulate import Simulation
-from pipeline.store.backends import open_store
-from tests.support.flows import final_alerts, publish_registry, send_lines
+from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import ROOT, KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, committed_everything, read_topic, wait_for
 
@@ -95,20 +94,11 @@ def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
             "mails": own_smtp_server.received()}
 
 
-def store_events(url: str) -> tuple[int, int]:
-    store = open_store(url)
-    try:
-        row = store.query("SELECT count() AS rows, uniqExact(utm_id, event_id) AS events FROM events")[0]
-    finally:
-        store.close()
-    return int(row["rows"]), int(row["events"])
-
-
 def test_every_line_is_stored_once_or_rejected(chaos: dict[str, Any], sim: Simulation,
                                                replayed: tuple[list, Path]) -> None:
     records, replay_store = replayed
-    rows, distinct = store_events(chaos["worker"].store_url)
-    expected_rows, _ = store_events(f"chdb://{replay_store}")
+    rows, distinct = stored_events(chaos["worker"].store_url)
+    expected_rows, _ = stored_events(f"chdb://{replay_store}")
     assert distinct == expected_rows, "events lost"
     assert rows == distinct, f"{rows - distinct} event rows stored twice"
     refused = {(r["topic"], r["partition"], r["offset"]) for r in chaos["rejections"]}

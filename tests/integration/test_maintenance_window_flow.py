@@ -5,7 +5,6 @@ one that stays silent gets exactly one utm-down. 16 of 100 is below the mass-out
 without the window each of the 16 would get its utm-down: only the window keeps them quiet."""
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.message import Message
@@ -18,6 +17,7 @@ from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from tests.integration.test_notices_flow import cli
 from tests.support.services import KafkaService, SmtpSink
+from tests.support.heartbeats import Heartbeats
 from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,40 +28,6 @@ TENANT = "t-mw"
 UTMS = [f"utm-mw-{n:03d}" for n in range(100)]
 SILENT = UTMS[:16]
 STAYS_SILENT = SILENT[-1]
-
-
-class Heartbeats:
-    """A heartbeat for every UTM not in `silent` once a second, from a thread."""
-
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker = worker
-        self.silent: set[str] = set()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from kafka import KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=self.worker.bootstrap, acks="all", linger_ms=5)
-        try:
-            while not self.stopping.is_set():
-                ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-                for utm_id in UTMS:
-                    if utm_id not in self.silent:
-                        producer.send(self.worker.topics.heartbeats, key=utm_id.encode(),
-                                      value=orjson.dumps({"v": 1, "utm_id": utm_id, "ts": ts}))
-                producer.flush()
-                self.stopping.wait(1.0)
-        finally:
-            producer.close()
-
-    def __enter__(self) -> "Heartbeats":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=30)
 
 
 def utm_mails(sink: SmtpSink) -> list[Message]:
@@ -79,7 +45,7 @@ def test_utms_silent_in_a_window_get_no_utm_down_and_one_silent_past_the_grace_g
         one_tenant_registry(TENANT, "保守 株式会社", ["noc@mw.example.jp"], UTMS)), worker.topics))
     worker.start()
     try:
-        with Heartbeats(worker) as beats:
+        with Heartbeats(worker, UTMS) as beats:
             time.sleep(TIMEOUT_S * 2)  # past the start-up grace, every UTM online
             start = datetime.now(timezone.utc)
             end = start + timedelta(seconds=WINDOW_S)

@@ -12,24 +12,13 @@ import orjson
 import pytest
 
 from pipeline.simulate import Simulation
-from pipeline.store.backends import open_store
-from tests.support.flows import final_alerts, publish_registry, send_lines
+from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, read_topic, wait_for
 
 
 def alert_records(worker: WorkerProcess, **options: Any) -> list[dict[str, Any]]:
     return [orjson.loads(value) for _, value in read_topic(worker.bootstrap, worker.topics.alerts, **options)]
-
-
-def stored_events(url: str) -> tuple[int, int]:
-    """(rows, distinct (utm_id, event_id)) of the events table."""
-    store = open_store(url)
-    try:
-        row = store.query("SELECT count() AS rows, uniqExact(utm_id, event_id) AS events FROM events")[0]
-    finally:
-        store.close()
-    return int(row["rows"]), int(row["events"])
 
 
 @pytest.fixture(scope="module")

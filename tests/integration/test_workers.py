@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,8 +18,9 @@ from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation
 from pipeline.store.backends import open_store
-from tests.support.flows import final_alerts, publish_registry, send_lines
+from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink
+from tests.support.heartbeats import Heartbeats
 from tests.support.worker import (
     WorkerProcess, committed_everything, one_tenant_registry, produce, read_topic, wait_for,
 )
@@ -73,13 +73,9 @@ def shared(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
     finally:
         for worker in (a, b, c):
             worker.stop()
-    store = open_store(a.extra_env["MIMAMORI_CLICKHOUSE"])
-    try:
-        row = store.query("SELECT count() AS rows, uniqExact(utm_id, event_id) AS events FROM events")[0]
-    finally:
-        store.close()
+    rows, events = stored_events(a.extra_env["MIMAMORI_CLICKHOUSE"])
     return {"alerts": [orjson.loads(v) for _, v in read_topic(kafka.bootstrap, a.topics.alerts, timeout=30, idle=3)],
-            "mails": own_smtp_server.received(), "rows": int(row["rows"]), "events": int(row["events"]),
+            "mails": own_smtp_server.received(), "rows": rows, "events": events,
             "holder": holder, "logs": logs}
 
 
@@ -133,36 +129,12 @@ def spread_silent(count: int) -> list[str]:
     return chosen
 
 
-class Beats:
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker = worker
-        self.silent: set[str] = set()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from kafka import KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=self.worker.bootstrap, acks="all", linger_ms=5)
-        try:
-            while not self.stopping.is_set():
-                ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-                for utm_id in FLEET:
-                    if utm_id not in self.silent:
-                        producer.send(self.worker.topics.heartbeats, key=utm_id.encode(),
-                                      value=orjson.dumps({"v": 1, "utm_id": utm_id, "ts": ts}))
-                producer.flush()
-                self.stopping.wait(1.0)
-        finally:
-            producer.close()
-
-
 @pytest.fixture(scope="module")
 def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     a, b = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp("fleet"), ["a", "b"],
                       {"MIMAMORI_HEARTBEAT_TIMEOUT": "6s"})
     registry = registry_from_data(one_tenant_registry("t-fleet", "Fleet", ["noc@fleet.example"], FLEET))
-    beats = Beats(a)
+    beats = Heartbeats(a, FLEET)
     try:
         a.start()
         b.start()

@@ -64,3 +64,14 @@ def store_counts(url: str) -> dict[str, int]:
                 for table in ("events", "alerts", "utm_status", "mails")}
     finally:
         store.close()
+
+
+def stored_events(url: str) -> tuple[int, int]:
+    """(rows, distinct (utm_id, event_id)) of a store's events table: every event stored once
+    when they are equal."""
+    store = open_store(url)
+    try:
+        row = store.query("SELECT count() AS rows, uniqExact(utm_id, event_id) AS events FROM events")[0]
+    finally:
+        store.close()
+    return int(row["rows"]), int(row["events"])
