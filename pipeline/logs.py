@@ -73,20 +73,6 @@ class RetriedByTheClient(logging.Filter):
         return not _RETRIED.search(record.getMessage())
 
 
-class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes each record to whatever `sys.stderr` is at that moment: a command run twice in one
-    process (tests, the demo) must not keep writing to the stream of its first run, closed since
-    ("--- Logging error ---" in a later command's output)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        return None
-
-
 def logging_config(log_format: str = "text", level: str = "info", stream: TextIO | None = None) -> dict[str, Any]:
     """A logging.config.dictConfig of a command: handed to Faust's worker too, so its own logging
     setup yields the same lines."""
@@ -99,7 +85,8 @@ def logging_config(log_format: str = "text", level: str = "info", stream: TextIO
         "disable_existing_loggers": False,
         "formatters": {"mimamori": {"()": formatter}},
         "filters": {"retried": {"()": RetriedByTheClient}},
-        "handlers": {"mimamori": _handler(stream) | {"formatter": "mimamori", "filters": ["retried"]}},
+        "handlers": {"mimamori": {"class": "logging.StreamHandler", "formatter": "mimamori", "filters": ["retried"],
+                                  "stream": stream if stream is not None else sys.stderr}},
         "root": {"level": level.upper(), "handlers": ["mimamori"]},
         "loggers": {**{name: {"level": logging.getLevelName(quiet)} for name in LIBRARY_LOGGERS},
                     **{name: {"level": level.upper()} for name in LIFECYCLE_LOGGERS}},
@@ -108,9 +95,3 @@ def logging_config(log_format: str = "text", level: str = "info", stream: TextIO
 
 def configure(log_format: str = "text", level: str = "info", stream: TextIO | None = None) -> None:
     logging.config.dictConfig(logging_config(log_format, level, stream))
-
-
-def _handler(stream: TextIO | None) -> dict[str, Any]:
-    if stream is None:
-        return {"()": CurrentStderr}
-    return {"class": "logging.StreamHandler", "stream": stream}

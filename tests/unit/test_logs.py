@@ -94,20 +94,3 @@ def test_a_command_logs_json_lines_on_stderr(tmp_path) -> None:  # type: ignore[
     lines = done.stderr.splitlines()
     assert [orjson.loads(line)["message"] for line in lines] == ["from a command"]
     assert orjson.loads(lines[0])["offset"] == 5
-
-
-def test_a_second_command_in_one_process_logs_to_the_stderr_of_its_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The first command's stderr may be closed when a later one logs (pytest's capture, a pipe)."""
-    import io
-    import logging.config
-
-    from pipeline.logs import logging_config
-
-    first, second = io.StringIO(), io.StringIO()
-    monkeypatch.setattr("sys.stderr", first)
-    logging.config.dictConfig(logging_config("text", "info"))
-    first.close()
-    monkeypatch.setattr("sys.stderr", second)
-    logging.getLogger("kafka.net.selector").warning("a slow task")
-    written = second.getvalue()
-    assert "Logging error" not in written and written.rstrip().endswith("WARNING kafka.net.selector: a slow task")
