@@ -54,8 +54,9 @@ def test_produce_sends_good_lines_keyed_by_utm_and_refuses_bad_ones(
     assert main(["produce", str(path), "--topic", topic, "--kafka", kafka.bootstrap]) == 1
     out, err = capsys.readouterr()
     assert out.strip() == "read 42, sent 40, refused 2"
-    assert err.splitlines()[0].startswith("line 21: invalid_json")
-    assert err.splitlines()[1].startswith("line 22: schema: action")
+    refusals = [line for line in err.splitlines() if line.startswith("line ")]  # a loaded Kafka client may warn too
+    assert refusals[0].startswith("line 21: invalid_json")
+    assert refusals[1].startswith("line 22: schema: action") and len(refusals) == 2
     records = read_all(kafka.bootstrap, topic)
     assert sorted(v for _, v in records) == sorted(good)
     assert all(k == orjson.loads(v)["utm_id"].encode() for k, v in records)  # type: ignore[arg-type]
