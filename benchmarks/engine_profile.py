@@ -19,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.engine import Detector, Outputs
 from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
-from pipeline.sinks import output_rows
+from pipeline.rows import output_rows
 from pipeline.store.backends import open_store
 from pipeline.store.migrate import apply_migrations
 

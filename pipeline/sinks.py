@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from pipeline.models import Mail, Registry, parse_time
 from pipeline.store.backends import Store
 from pipeline.store.sqlfiles import query_sql
-from pipeline.rows import mail_row, output_rows, tenant_row, utm_row
+from pipeline.rows import mail_row, tenant_row, utm_row
 
 
 def unstored_events(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

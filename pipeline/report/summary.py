@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from pipeline.models import THREAT_TYPES
 from pipeline.report.month import MonthData
