@@ -153,8 +153,11 @@ class Correlator:
             self.late_events += 1
             return []
         state = self._utms.setdefault(event.utm_id, _UtmState())
-        if state.watermark is None or event.ts > state.watermark:
-            state.watermark = event.ts
+        # An event dated ahead of the clock counts, as the UTM's newest, as if dated at the clock:
+        # one record from a wrong clock must not make the UTM's later events late.
+        newest = min(event.ts, now)
+        if state.watermark is None or newest > state.watermark:
+            state.watermark = newest
         if signal is _NOT_GIVEN:
             signal = self.policy.signal(event)
         if signal is None:
