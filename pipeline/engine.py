@@ -20,7 +20,7 @@ from pipeline.heartbeat import Incident, MonitorResult, Notice, UtmMonitor, regi
 from pipeline.ingest import EventValidator
 from pipeline.ingest.validator import original_value
 from pipeline.mail.render import render_alert_mail, render_utm_mail, render_verdict_mail
-from pipeline.mail.timing import MailScheduler
+from pipeline.mail.timing import MAX_ALERTS_PER_MAIL, MailScheduler, split_for_mails
 from pipeline.models import Alert, Event, Heartbeat, Mail, Registry, Rejection, Tenant, UtmStatusChange, Verdict
 from pipeline.notices.windows import registry_windows
 from pipeline.mail.requests import MailRequest
@@ -388,15 +388,21 @@ class MailDesk:
         return self.scheduler.next_due()
 
     def due(self, now: datetime) -> list[Mail]:
-        arrived = {tenant_id: min((w.arrival for w in schedule.pending.values()), default=now)
-                   for tenant_id, schedule in self.scheduler.tenants.items()}
+        """The alert mails due at `now`: per tenant, its pending alerts in mails of at most
+        `MAX_ALERTS_PER_MAIL`, all at `now`, the highest grades in the first."""
+        arrivals = {(tenant_id, alert_id): waiting.arrival
+                    for tenant_id, schedule in self.scheduler.tenants.items()
+                    for alert_id, waiting in schedule.pending.items()}
         mails = []
         for tenant_id, alerts in self.scheduler.take_due(now):
             alerts = [a for a in alerts if self._mailable(tenant_id, a.last_seen)]
             tenant = self.tenant_of_id(tenant_id)
-            if tenant is not None and alerts:
-                mail = render_alert_mail(tenant, _highest_first(alerts), None, now, self.settings.tz)
-                mails.append(replace(mail, arrived_at=arrived.get(tenant_id, now)))
+            if tenant is None:
+                continue
+            for part in split_for_mails(alerts, MAX_ALERTS_PER_MAIL):
+                mail = render_alert_mail(tenant, _highest_first(part), None, now, self.settings.tz)
+                arrived = min(arrivals.get((tenant_id, a.alert_id), now) for a in part)
+                mails.append(replace(mail, arrived_at=arrived))
         return mails
 
 

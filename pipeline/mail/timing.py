@@ -14,6 +14,24 @@ from pipeline.models import Alert, iso, parse_time
 # 24 h plus the correlation window, so nothing can raise them any more.
 DEFAULT_MEMORY = timedelta(days=3)
 
+MAX_ALERTS_PER_MAIL = 100
+"""CONTRACT.md, "Mail": a mail lists at most this many alerts; more pending at that moment go in
+further mails at the same time, highest grade first."""
+
+
+def mail_order(alert: Alert, arrival: datetime) -> tuple[int, datetime, str]:
+    """The order alerts are taken in (highest grade, then earliest arrival), so the split is the
+    same whenever the same pending alerts are taken again: the same mails, the same Message-IDs."""
+    return (-alert.grade, arrival, alert.alert_id)
+
+
+def split_for_mails(alerts: list[Alert], limit: int = MAX_ALERTS_PER_MAIL) -> list[list[Alert]]:
+    """Alerts already in `mail_order`, cut into mails of at most `limit`: the first mail carries the
+    highest grades."""
+    if limit < 1:
+        raise ValueError(f"a mail carries at least one alert, got a limit of {limit}")
+    return [alerts[start:start + limit] for start in range(0, len(alerts), limit)]
+
 
 @dataclass(slots=True)
 class PendingAlert:
@@ -80,7 +98,7 @@ class TenantMailSchedule:
         due = self.due_at()
         if due is None or due > now:
             return None
-        taken = sorted(self.pending.values(), key=lambda w: (-w.alert.grade, w.arrival, w.alert.alert_id))
+        taken = sorted(self.pending.values(), key=lambda w: mail_order(w.alert, w.arrival))
         self.pending.clear()
         self._forget(now)
         for waiting in taken:
@@ -150,7 +168,8 @@ class MailScheduler:
         return min(dues, default=None)
 
     def take_due(self, now: datetime) -> list[tuple[str, list[Alert]]]:
-        """The mails due at or before now, one per tenant, earliest due first (then by tenant id).
+        """The alerts due at or before now, one entry per tenant (highest grade first: cut them into
+        mails with `split_for_mails`), earliest due first (then by tenant id).
 
         Every mail is recorded as sent at `now`: replay should call this at each `next_due()` in turn
         so that each mail carries its own time.
