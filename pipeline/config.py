@@ -107,6 +107,34 @@ def _parse_optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 
 
+_SIZE = re.compile(r"^(\d+)(|B|KiB|MiB)$")
+_SIZE_UNITS = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+
+
+def parse_size(text: str) -> int:
+    """`4194304`, `512KiB`, `4MiB` -> bytes (at least 64 KiB, a record's own limit)."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError(f"expected a size such as 4MiB, 512KiB or a number of bytes, got {text!r}")
+    value = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if not 64 * 1024 <= value <= 1024 * 1024 * 1024:
+        raise ValueError(f"expected a size from 64KiB to 1024MiB, got {text!r}")
+    return value
+
+
+def _parse_secret(text: str) -> str:
+    if len(text) < 16:
+        raise ValueError("expected a secret of at least 16 characters (it is not shown)")
+    return text
+
+
+def _parse_positive_duration(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value <= timedelta(0):
+        raise ValueError(f"expected a duration above 0, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Topics:
     """Topic names: the contract's defaults, and the worker's own re-keyed topics."""
@@ -130,6 +158,8 @@ class Topics:
     mail_ledger: str = "mimamori-mail-ledger"
     store_rows: str = "mimamori-store-rows"
     fleet: str = "mimamori-fleet"
+    credentials: str = "mimamori-utm-credentials"
+    """Compacted, key utm_id: each UTM's credential version, rotation overlap and revocation (never a token)."""
     store_state: str = "mimamori-store-state"
     deployment: str = "mimamori"
     """Not a topic: the deployment's name, prefixed like the topics; consumer groups derive from it."""
@@ -171,6 +201,15 @@ class Settings:
     notice_mail_rate: float = 20.0
     """Notice mails put into the outbox per second at most, so a broadcast does not flood the relay."""
     topics: Topics = field(default_factory=Topics)
+    gateway_port: int = 8443
+    gateway_max_body: int = 4 * 1024 * 1024
+    """The most a request body may hold (after gzip decoding); a larger request is answered 413 whole."""
+    gateway_key: str | None = field(default=None, repr=False)
+    """The deployment key UTM tokens are derived from (`mimamori utm credential`); never printed."""
+    gateway_tls_cert: Path | None = None
+    gateway_tls_key: Path | None = None
+    gateway_ack_timeout: timedelta = timedelta(seconds=10)
+    """How long a request waits for the broker's acknowledgement before it is answered 503."""
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)
@@ -196,6 +235,12 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
     "MIMAMORI_NOTICE_MAIL_RATE": ("notice_mail_rate", _parse_rate),
     "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),
+    "MIMAMORI_GATEWAY_PORT": ("gateway_port", _parse_port),
+    "MIMAMORI_GATEWAY_MAX_BODY": ("gateway_max_body", parse_size),
+    "MIMAMORI_GATEWAY_KEY": ("gateway_key", _parse_secret),
+    "MIMAMORI_GATEWAY_TLS_CERT": ("gateway_tls_cert", _parse_optional_path),
+    "MIMAMORI_GATEWAY_TLS_KEY": ("gateway_tls_key", _parse_optional_path),
+    "MIMAMORI_GATEWAY_ACK_TIMEOUT": ("gateway_ack_timeout", _parse_positive_duration),
 }
 
 

@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR", help="write DIR/registry.json, events.jsonl, expected.json")
     parser.add_argument("--kafka", nargs="?", const="", metavar="BOOTSTRAP",
                         help="publish the registry and send every line as is (default servers: MIMAMORI_KAFKA)")
+    parser.add_argument("--gateway", metavar="URL",
+                        help="publish the registry to Kafka, then upload every line through the HTTPS gateway at URL "
+                             "(https://host:8443) as its UTM would, with each UTM's token (needs MIMAMORI_GATEWAY_KEY)")
+    parser.add_argument("--gateway-ca", metavar="PEM", help="CA certificate to trust for the gateway (default: the system's)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,8 +69,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from mimamori.progress import Progress
     from pipeline.simulate import simulate
 
-    if args.out is None and args.kafka is None:
-        print("mimamori simulate: give --out DIR, --kafka, or both", file=sys.stderr)
+    if args.out is None and args.kafka is None and args.gateway is None:
+        print("mimamori simulate: give --out DIR, --kafka or --gateway URL", file=sys.stderr)
+        return 2
+    if args.gateway is not None and not settings.gateway_key:
+        print("mimamori simulate: --gateway needs MIMAMORI_GATEWAY_KEY (the UTMs' tokens derive from it)", file=sys.stderr)
         return 2
     sim = simulate(tenants=args.tenants, utms_per_tenant=args.utms_per_tenant, rate=args.rate, duration=args.duration,
                    start=args.start, seed=args.seed)
@@ -78,9 +85,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 events.write(line + b"\n")
         (args.out / "expected.json").write_bytes(orjson.dumps(sim.expected, option=orjson.OPT_INDENT_2) + b"\n")
         print(f"wrote {args.out}/registry.json, events.jsonl ({len(sim.lines)} lines), expected.json")
+    if args.gateway is not None:
+        return _upload(sim, args.gateway, args.gateway_ca, args.kafka or settings.kafka, settings)
     if args.kafka is not None:
         return _send(sim, args.kafka or settings.kafka, settings)
     return 0
+
+
+def _upload(sim: object, url: str, ca_file: str | None, bootstrap: str, settings: Settings) -> int:
+    """The registry to Kafka (the operator's side), the lines through the gateway (the UTMs' side)."""
+    from mimamori.credentials import tokens_for
+    from mimamori.producer import KafkaSender, open_kafka_producer, registry_records
+    from mimamori.uploader import record_utm, upload_lines
+    from pipeline.registry_file import registry_from_data
+
+    sender = KafkaSender(open_kafka_producer(bootstrap))
+    try:
+        for topic, key, value in registry_records(registry_from_data(sim.registry), settings.topics):  # type: ignore[attr-defined]
+            sender(topic, key, value)
+    finally:
+        sender.close()
+    if sender.failures:
+        print(f"delivery failed: {sender.failures[0]}", file=sys.stderr)
+        return 1
+    utm_ids = sorted({u for u in map(record_utm, sim.lines) if u is not None})  # type: ignore[attr-defined]
+    tokens = tokens_for(settings, utm_ids, bootstrap)
+    report = upload_lines(url, tokens, sim.lines, ca_file=ca_file)  # type: ignore[attr-defined]
+    for failure in report.failures[:10]:
+        print(f"upload failed: {failure}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failures else 0
 
 
 def _send(sim: object, bootstrap: str, settings: Settings) -> int:

@@ -78,6 +78,11 @@ class EventValidator:
             return _IGNORED if tenant_id.reason != "unregistered_utm" else tenant_id
         return build_heartbeat(data, ts)
 
+    def registry_refusal(self, utm_id: str) -> Refusal | None:
+        """Why the registry refuses this UTM's records (unregistered, inactive tenant or UTM), or None."""
+        outcome = self._tenant_of(utm_id)
+        return outcome if isinstance(outcome, Refusal) else None
+
     def _tenant_of(self, utm_id: str) -> str | Refusal:
         utm = self.registry.utms.get(utm_id)
         if utm is None:
@@ -128,6 +133,13 @@ def wire_refusal(value: bytes, now: datetime, *, heartbeat: bool | None = False,
 
     `heartbeat=None` decides per value, as replay does: an object with a `type` key is an event.
     """
+    outcome = wire_checked(value, now, heartbeat=heartbeat, retention=retention, max_ahead=max_ahead)
+    return outcome if isinstance(outcome, Refusal) else None
+
+
+def wire_checked(value: bytes, now: datetime, *, heartbeat: bool | None = False, retention: timedelta = RETENTION,
+                 max_ahead: timedelta = MAX_AHEAD) -> dict[str, Any] | Refusal:
+    """`wire_refusal`, giving the parsed record when it passes (the HTTPS gateway reads its `utm_id`)."""
     try:
         data = parse_object(value)
         if isinstance(data, Refusal):
@@ -137,7 +149,7 @@ def wire_refusal(value: bytes, now: datetime, *, heartbeat: bool | None = False,
         outcome = check(data, now, retention, max_ahead)
     except Exception as exc:  # noqa: BLE001 - same guard as EventValidator
         return Refusal("schema", f"internal error while checking: {type(exc).__name__}: {exc}")
-    return outcome if isinstance(outcome, Refusal) else None
+    return outcome if isinstance(outcome, Refusal) else data
 
 
 def rejection(refusal: Refusal, value: bytes, now: datetime, topic: str, partition: int | None = None,

@@ -42,7 +42,15 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_RULES": "rules.enabled",
     "MIMAMORI_NOTICE_MAIL_RATE": "config.noticeMailRate",
     "MIMAMORI_TOPIC_PREFIX": "kafka.topicPrefix",
+    "MIMAMORI_GATEWAY_PORT": "gateway.port",
+    "MIMAMORI_GATEWAY_MAX_BODY": "gateway.maxBody",
+    "MIMAMORI_GATEWAY_KEY": "gateway.key",
+    "MIMAMORI_GATEWAY_TLS_CERT": "gateway.tls.secretName",
+    "MIMAMORI_GATEWAY_TLS_KEY": "gateway.tls.secretName",
+    "MIMAMORI_GATEWAY_ACK_TIMEOUT": "gateway.ackTimeout",
 }
+GATEWAY_ONLY = {v for v in VALUE_OF_VARIABLE if v.startswith("MIMAMORI_GATEWAY_")}
+"""Settings of the gateway's pods only (templates/gateway.yaml); the worker's pods do not get them."""
 
 
 def _strip_comment(line: str) -> str:
@@ -100,7 +108,8 @@ def test_values_carry_the_contract_defaults(values: dict[str, str | None]) -> No
     file means the built-in policy, as in the contract."""
     defaults = Settings()
     plain = {var: key for var, key in VALUE_OF_VARIABLE.items()
-             if var not in ("MIMAMORI_CLICKHOUSE", "MIMAMORI_SMTP", "MIMAMORI_RULES")}
+             if var not in ("MIMAMORI_CLICKHOUSE", "MIMAMORI_SMTP", "MIMAMORI_RULES", "MIMAMORI_GATEWAY_KEY",
+                            "MIMAMORI_GATEWAY_TLS_CERT", "MIMAMORI_GATEWAY_TLS_KEY")}
     read = {var: ENVIRONMENT[var][1](values[key] or "") for var, key in plain.items()}
     assert read == {var: getattr(defaults, ENVIRONMENT[var][0]) for var in plain}
     assert values["rules.enabled"] == "false" and defaults.rules_file is None
@@ -158,9 +167,10 @@ def secret_data(docs: list[str]) -> dict[tuple[str, str], str]:
     return data
 
 
-def worker_environment(docs: list[str], password: str) -> dict[str, str]:
-    """The worker container's env as the kubelet would give it, the chart's Secrets resolved."""
-    worker = next(doc for doc in docs if kind_of(doc) in ("Deployment", "StatefulSet"))
+def worker_environment(docs: list[str], password: str, component: str = "worker") -> dict[str, str]:
+    """The worker's (or gateway's) container env as the kubelet would give it, the chart's Secrets resolved."""
+    worker = next(doc for doc in docs if kind_of(doc) in ("Deployment", "StatefulSet")
+                  and f"app.kubernetes.io/component: {component}" in doc)
     secrets = secret_data(docs)
     env: dict[str, str] = {"CLICKHOUSE_PASSWORD": password}
     entry = re.compile(r"- name: (\w+)\n\s+(?:value: \"?(.*?)\"?\n|valueFrom:\n\s+secretKeyRef:\n"
@@ -185,7 +195,7 @@ def test_rendered_worker_environment_loads_as_the_default_settings() -> None:
     kinds = sorted(kind_of(doc) for doc in docs)
     assert kinds == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
     env = worker_environment(docs, "from the chart's Secret")
-    assert set(ENVIRONMENT) - set(env) == {"MIMAMORI_RULES"}
+    assert set(ENVIRONMENT) - set(env) == {"MIMAMORI_RULES"} | GATEWAY_ONLY
     settings = load_settings({k: v for k, v in env.items() if k.startswith("MIMAMORI_")})
     assert settings.clickhouse == "clickhouse://mimamori:p%40ss@clickhouse:9000/mimamori"
     assert unquote(urlsplit(settings.clickhouse).password or "") == "p@ss"  # as ServerStore reads it
@@ -197,7 +207,7 @@ def test_rendered_options_reach_the_settings() -> None:
                   "config.dedupWindow=48h", "rules.enabled=true", "rules.content=[policy]",
                   "clickhouse.params=secure=1", "smtp.existingSecret=mail", "serviceMonitor.enabled=true")
     env = worker_environment(docs, "pw")
-    assert set(env) >= set(ENVIRONMENT)
+    assert set(env) >= set(ENVIRONMENT) - GATEWAY_ONLY
     settings = load_settings({**{k: v for k, v in env.items() if k.startswith("MIMAMORI_")},
                               "MIMAMORI_SMTP": "smtp://relay:587"})
     assert (settings.kafka, settings.topics.events, settings.web_port) == ("k1:9092,k2:9092", "prod.utm.events", 7070)
@@ -232,7 +242,7 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_probes_on_the_web_port() 
 
 def test_production_values_render_a_scaled_worker_on_a_tls_server_with_secrets() -> None:
     docs = render(values_file=PRODUCTION)
-    worker = next(doc for doc in docs if kind_of(doc) == "Deployment")
+    worker = next(doc for doc in docs if kind_of(doc) == "Deployment" and "component: worker" in doc)
     assert "replicas: 3" in worker and "image: registry.example.jp/security/mimamori:0.1.0" in worker
     assert {kind_of(doc) for doc in docs} >= {"Deployment", "Job", "ServiceMonitor", "PodDisruptionBudget"}
     assert "Secret" not in {kind_of(doc) for doc in docs}  # both come from existing Secrets
@@ -257,3 +267,37 @@ def test_the_schema_refuses_a_wrong_value_at_install(setting: str, complaint: st
     refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", setting, check=False)
     assert refused.returncode != 0 and complaint in refused.stderr, refused.stderr
     assert "values don't meet the specifications of the schema" in refused.stderr
+
+
+def test_the_gateway_renders_replicas_an_autoscaler_a_service_and_its_settings() -> None:
+    docs = render("gateway.enabled=true", "gateway.key=0123456789abcdef-key", "gateway.maxBody=8MiB",
+                  "gateway.tls.secretName=upload-tls", "kafka.topicPrefix=prod.")
+    gateway = [doc for doc in docs if "component: gateway" in doc]
+    assert sorted(kind_of(doc) for doc in gateway) == ["Deployment", "HorizontalPodAutoscaler", "Secret", "Service"]
+    env = worker_environment(docs, "unused", component="gateway")
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("MIMAMORI_")})
+    assert settings.gateway_key == "0123456789abcdef-key" and settings.gateway_max_body == 8 << 20
+    assert (settings.gateway_port, settings.topics.events) == (8443, "prod.utm.events")
+    assert str(settings.gateway_tls_cert) == "/etc/mimamori/tls/tls.crt"
+    deployment = next(doc for doc in gateway if kind_of(doc) == "Deployment")
+    assert "secretName: upload-tls" in deployment and "- gateway" in deployment
+    assert "runAsNonRoot: true" in deployment and "readOnlyRootFilesystem: true" in deployment
+    hpa = next(doc for doc in gateway if kind_of(doc) == "HorizontalPodAutoscaler")
+    assert "minReplicas: 2" in hpa and "maxReplicas: 6" in hpa and "averageUtilization: 70" in hpa
+    assert not any("MIMAMORI_GATEWAY" in doc for doc in docs if "component: worker" in doc)
+
+
+def test_the_gateway_needs_a_key_and_production_values_put_it_behind_a_tls_ingress() -> None:
+    refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "gateway.enabled=true",
+                   check=False)
+    assert refused.returncode != 0 and "gateway.existingSecret" in refused.stderr
+    docs = render(values_file=PRODUCTION)
+    ingress = next(doc for doc in docs if kind_of(doc) == "Ingress")
+    assert "secretName: mimamori-upload-tls" in ingress and 'host: "upload.mimamori.example.jp"' in ingress
+    assert "name: mimamori-gateway-key" in next(doc for doc in docs if kind_of(doc) == "Deployment"
+                                                 and "component: gateway" in doc)
+    hpa = next(doc for doc in docs if kind_of(doc) == "HorizontalPodAutoscaler")
+    assert "minReplicas: 3" in hpa and "maxReplicas: 8" in hpa
+    refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "gateway.maxBody=lots",
+                   check=False)
+    assert refused.returncode != 0 and "/gateway/maxBody" in refused.stderr

@@ -1,6 +1,6 @@
 """The layers of pyproject.toml's [tool.importlinter], checked by `lint-imports` as CI runs it.
 
-mimamori (shell) above agents above pipeline; inside pipeline, the pure core imports no adapter.
+mimamori (shell) above agents and gateway (siblings that import neither each other) above pipeline; inside pipeline, the pure core imports no adapter.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("mimamori", "agents", "pipeline")
+PACKAGES = ("mimamori", "agents", "gateway", "pipeline")
 CONTRACTS = {
-    "layers": "mimamori (shell) above agents above pipeline",
+    "layers": "mimamori (shell) above agents and gateway (independent of each other) above pipeline",
     "core-adapters": "pipeline's pure core imports none of pipeline's adapters or drivers",
     "core-io-libraries": "pipeline's pure core imports no client library of an outside service",
     "no-test-only-packages": "the runtime imports no package that only the test extra installs",
@@ -56,6 +56,17 @@ def test_an_upward_import_fails_the_layers(tmp_path: Path) -> None:
     assert "pipeline.models -> agents.context" in done.stdout
     assert "agents.app -> mimamori.cli" in done.stdout
     assert f"{CONTRACTS['core-adapters']} KEPT" in done.stdout
+
+
+def test_the_gateway_and_the_worker_import_neither_each_other_nor_the_shell(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _add_import(root / "gateway" / "checks.py", "import agents.context  # wrong: siblings")
+    _add_import(root / "gateway" / "body.py", "import mimamori.cli  # wrong: the gateway reaches the shell")
+    done = lint(root)
+    assert done.returncode != 0
+    assert f"{CONTRACTS['layers']} BROKEN" in done.stdout
+    assert "gateway.checks -> agents.context" in done.stdout
+    assert "gateway.body -> mimamori.cli" in done.stdout
 
 
 def test_the_core_importing_an_adapter_fails(tmp_path: Path) -> None:

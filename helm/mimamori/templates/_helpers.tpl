@@ -114,6 +114,37 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{- define "mimamori.gatewaySecret" -}}
+{{- .Values.gateway.existingSecret | default (printf "%s-gateway" (include "mimamori.fullname" .)) }}
+{{- end }}
+
+{{/* Every MIMAMORI_* setting of the gateway (the worker's are above). */}}
+{{- define "mimamori.gatewayEnv" -}}
+- name: MIMAMORI_KAFKA
+  value: {{ .Values.kafka.bootstrap | quote }}
+- name: MIMAMORI_TOPIC_PREFIX
+  value: {{ .Values.kafka.topicPrefix | quote }}
+- name: MIMAMORI_LOG_FORMAT
+  value: {{ .Values.config.logFormat | quote }}
+- name: MIMAMORI_GATEWAY_PORT
+  value: {{ .Values.gateway.port | quote }}
+- name: MIMAMORI_GATEWAY_MAX_BODY
+  value: {{ .Values.gateway.maxBody | quote }}
+- name: MIMAMORI_GATEWAY_ACK_TIMEOUT
+  value: {{ .Values.gateway.ackTimeout | quote }}
+- name: MIMAMORI_GATEWAY_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mimamori.gatewaySecret" . }}
+      key: {{ .Values.gateway.existingSecretKey }}
+{{- if .Values.gateway.tls.secretName }}
+- name: MIMAMORI_GATEWAY_TLS_CERT
+  value: /etc/mimamori/tls/tls.crt
+- name: MIMAMORI_GATEWAY_TLS_KEY
+  value: /etc/mimamori/tls/tls.key
+{{- end }}
+{{- end }}
+
 {{/* A MIMAMORI_* duration (500ms, 30s, 5m, 1h, 1d) in whole seconds (ms rounded down). */}}
 {{- define "mimamori.seconds" -}}
 {{- $d := toString . -}}

@@ -1,0 +1,188 @@
+"""The gateway's Kafka side: an idempotent acks=all producer that sends one upload as whole batches
+to its UTM's partition, and a follower of the compacted registry and credential topics."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
+
+from gateway.credentials import CredentialState
+from pipeline.config import Settings
+from pipeline.models import Registry, Tenant, Utm
+
+log = logging.getLogger("mimamori.gateway")
+
+MAX_BATCH_BYTES = 1_000_000
+"""Under the broker's default message.max.bytes (1 MiB); a larger upload goes as several batches."""
+
+
+def kafka_options(settings: Settings) -> dict[str, Any]:
+    """Connection options of the deployment (TLS/SASL when `pipeline.kafka_security` provides them)."""
+    try:
+        from pipeline.kafka_security import aiokafka_options  # type: ignore[import-not-found]
+    except ImportError:
+        return {"bootstrap_servers": settings.kafka}
+    return {"bootstrap_servers": settings.kafka, **aiokafka_options(settings)}
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The Java client's default partitioner (the one every mimamori producer and the worker use)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Producer:
+    def __init__(self, settings: Settings) -> None:
+        self.options = dict(
+            **kafka_options(settings), acks="all", enable_idempotence=True, max_batch_size=MAX_BATCH_BYTES,
+            linger_ms=0, client_id="mimamori-gateway",
+            request_timeout_ms=max(30_000, int(settings.gateway_ack_timeout.total_seconds() * 1000) + 5000))
+        self.producer: AIOKafkaProducer | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.producer is not None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(**self.options)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self.producer = producer
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def send_all(self, topic: str, key: bytes, values: list[bytes]) -> None:
+        """Every value to the key's partition; returns once the broker acknowledged them all."""
+        if not values:
+            return
+        if self.producer is None:
+            raise ConnectionError("the producer has not reached the broker yet")
+        partitions = sorted(await self.producer.partitions_for(topic))
+        partition = partitions[partition_of(key, len(partitions))]
+        delivered = []
+        batch = self.producer.create_batch()
+        for value in values:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                delivered.append(await self.producer.send_batch(batch, topic, partition=partition))
+                batch = self.producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
+        delivered.append(await self.producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*delivered)
+
+
+class Follower:
+    """Reads the registry and credential topics whole from the beginning (no consumer group) and
+    keeps following them; `ready` once it has read what they held when it (re)connected first."""
+
+    def __init__(self, settings: Settings, registry: Registry, credentials: dict[str, CredentialState]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.credentials = credentials
+        self.ready = asyncio.Event()
+        self.failing: str | None = None
+        self.records = 0
+        self.refused = 0
+        self.consumer: AIOKafkaConsumer | None = None
+        self.partitions: list[Any] = []
+        topics = settings.topics
+        self.decoders: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]] = {
+            topics.tenants: (registry.tenants, Tenant.from_record),
+            topics.utms: (registry.utms, Utm.from_record),
+            topics.credentials: (credentials, CredentialState.from_record),
+        }
+
+    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        table, decode = self.decoders[topic]
+        self.records += 1
+        if key is None:
+            return
+        name = key.decode(errors="replace")
+        if value is None:
+            table.pop(name, None)
+            return
+        try:
+            table[name] = decode(orjson.loads(value))
+        except Exception as exc:  # noqa: BLE001 - a bad record is ignored, the previous version stays
+            self.refused += 1
+            log.error("%s: record %r refused: %s", topic, name, type(exc).__name__)
+
+    async def run(self) -> None:
+        while True:
+            consumer = AIOKafkaConsumer(**kafka_options(self.settings), group_id=None, enable_auto_commit=False,
+                                        client_id="mimamori-gateway-follower")
+            try:
+                await consumer.start()
+                await self._follow(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried; /health names it meanwhile
+                self.failing = type(exc).__name__
+                log.warning("gateway: following the registry failed (%s); again in 2 s", type(exc).__name__)
+                await asyncio.sleep(2)
+            finally:
+                await consumer.stop()
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        cluster = await consumer._client.fetch_all_metadata()  # the partitions of topics not assigned yet
+        tps = []
+        for topic in self.decoders:
+            tps += [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        if not tps:
+            raise RuntimeError("no registry topic found")
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        self.consumer, self.partitions = consumer, tps
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    self.apply(tp.topic, message.key, message.value)
+            self.failing = None
+            if not self.ready.is_set():
+                positions = [await consumer.position(tp) for tp in tps]
+                if all(p >= ends[tp] for p, tp in zip(positions, tps)):
+                    log.info("gateway: registry read (%d tenants, %d UTMs, %d credential states)",
+                             len(self.registry.tenants), len(self.registry.utms), len(self.credentials))
+                    self.ready.set()
+
+
+    async def catch_up(self, timeout: float = 2.0) -> bool:
+        """Wait until everything published to the followed topics before this call is read (bounded):
+        asked before telling a UTM it is unknown, inactive or revoked, so that a registration or a new
+        credential published a moment ago is not refused by a gateway a little behind."""
+        consumer, tps = self.consumer, self.partitions
+        if consumer is None or not tps:
+            return False
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(tps), timeout)
+            while True:
+                positions = [await consumer.position(tp) for tp in tps]
+                if all(p >= ends[tp] for p, tp in zip(positions, tps)):
+                    return True
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.02)
+        except Exception:  # noqa: BLE001 - a broker that does not answer: judge on what was read
+            return False
+
+
+async def until_started(producer: Producer, on_error: Callable[[str], None]) -> None:
+    """Start the producer, retrying while the broker cannot be reached."""
+    while True:
+        try:
+            await producer.start()
+            return
+        except Exception as exc:  # noqa: BLE001 - retried; /health names it
+            on_error(type(exc).__name__)
+            await asyncio.sleep(2)
