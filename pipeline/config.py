@@ -200,6 +200,8 @@ class Settings:
     rules_file: Path | None = None
     notice_mail_rate: float = 20.0
     """Notice mails put into the outbox per second at most, so a broadcast does not flood the relay."""
+    mail_give_up: timedelta = timedelta(days=3)
+    """How long a mail that keeps failing temporarily is retried before it is dead-lettered."""
     topics: Topics = field(default_factory=Topics)
     gateway_port: int = 8443
     gateway_max_body: int = 4 * 1024 * 1024
@@ -234,6 +236,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_LOG_FORMAT": ("log_format", _parse_log_format),
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
     "MIMAMORI_NOTICE_MAIL_RATE": ("notice_mail_rate", _parse_rate),
+    "MIMAMORI_MAIL_GIVE_UP": ("mail_give_up", parse_duration),
     "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),
     "MIMAMORI_GATEWAY_PORT": ("gateway_port", _parse_port),
     "MIMAMORI_GATEWAY_MAX_BODY": ("gateway_max_body", parse_size),

@@ -41,6 +41,7 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_REPORT_MAIL_RATE": "config.reportMailRate",
     "MIMAMORI_RULES": "rules.enabled",
     "MIMAMORI_NOTICE_MAIL_RATE": "config.noticeMailRate",
+    "MIMAMORI_MAIL_GIVE_UP": "config.mailGiveUp",
     "MIMAMORI_TOPIC_PREFIX": "kafka.topicPrefix",
     "MIMAMORI_GATEWAY_PORT": "gateway.port",
     "MIMAMORI_GATEWAY_MAX_BODY": "gateway.maxBody",
