@@ -91,15 +91,13 @@ class Context:
     async def dead_letter(self, agent: str, record: Any, exc: Exception) -> None:
         """A record that can never succeed: to the rejection topic with the reason and its original
         bytes (reason `internal_error`), counted and logged; the partition goes on."""
-        from pipeline.ingest.validator import original_value
-        from pipeline.models import Rejection
+        from pipeline.ingest.validator import rejected
 
         self.metrics.agent_errors.labels(agent).inc()
         log.error("%s: record %s/%s/%s dead-lettered: %s", agent, record.topic, record.partition, record.offset, exc,
                   extra={"topic": record.topic, "partition": record.partition, "offset": record.offset})
-        text, b64 = original_value(record.value or b"")
-        rejection = Rejection("internal_error", f"{agent}: {type(exc).__name__}: {exc}"[:500], record.topic,
-                              record.partition, record.offset, self.clock.now(), text, b64)
+        rejection = rejected("internal_error", f"{agent}: {type(exc).__name__}: {exc}"[:500], record.value or b"",
+                             self.clock.now(), record.topic, record.partition, record.offset)
         key = f"{record.topic}/{record.partition}/{record.offset}".encode()
         await self.deliver_all("dead-letters", lambda: self.publisher.send_all(
             [(self.settings.topics.rejected, key, orjson.dumps(rejection.to_record()), None)]))

@@ -18,7 +18,7 @@ from pipeline.correlate import AlertChange, Correlator
 from pipeline.dedup import Deduper
 from pipeline.heartbeat import Incident, MonitorResult, Notice, UtmMonitor, registry_mailable
 from pipeline.ingest import EventValidator
-from pipeline.ingest.validator import original_value
+from pipeline.ingest.validator import rejected
 from pipeline.mail.render import render_alert_mail, render_utm_mail, render_verdict_mail
 from pipeline.mail.timing import MAX_ALERTS_PER_MAIL, MailScheduler, split_for_mails
 from pipeline.models import Alert, Event, Heartbeat, Mail, Registry, Rejection, Tenant, UtmStatusChange, Verdict
@@ -290,9 +290,8 @@ class Detector:
 
 
 def _failure(record: InputRecord, exc: Exception, now: datetime) -> Rejection:
-    text, b64 = original_value(record.value)
-    return Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500], record.topic or record.kind,
-                     record.partition, record.offset, now, text, b64)
+    return rejected("internal_error", f"{type(exc).__name__}: {exc}"[:500], record.value, now, record.topic or record.kind,
+                    record.partition, record.offset)
 
 
 class MailDesk:

@@ -202,6 +202,9 @@ class Rejection:
     received_at: datetime
     value: str | None = None
     value_base64: str | None = None
+    original_size: int | None = None
+    """Bytes of the whole original; `value`/`value_base64` carry at most its first 64 KiB."""
+    original_sha256: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return _record(self)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pipeline.bounds import json_text
 from pipeline.models import Alert, Event, Mail, Tenant, Utm, UtmStatusChange, iso
 from pipeline.notices.model import ServiceNotice
 
@@ -18,7 +19,7 @@ NO_SIGNAL = -1
 def event_row(event: Event, signal: int | None, alert_id: str | None) -> dict[str, Any]:
     """`signal` None for an event that gives none (records, `none` rows of the policy)."""
     row = event.to_record()
-    row["extra"] = orjson.dumps(event.extra, option=orjson.OPT_SORT_KEYS).decode()
+    row["extra"] = json_text(event.extra, orjson.OPT_SORT_KEYS)  # never raises on what a UTM sent
     row["signal"] = NO_SIGNAL if signal is None else signal
     row["alert_id"] = alert_id or ""
     return row
@@ -27,7 +28,7 @@ def event_row(event: Event, signal: int | None, alert_id: str | None) -> dict[st
 def alert_row(alert: Alert) -> dict[str, Any]:
     row = alert.to_record()
     row["updated_at"] = row["updated_at"] or row["last_seen"]
-    row["evidence"] = orjson.dumps(alert.evidence, option=orjson.OPT_SORT_KEYS).decode()
+    row["evidence"] = json_text(alert.evidence, orjson.OPT_SORT_KEYS)
     return row
 
 

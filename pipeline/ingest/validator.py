@@ -5,6 +5,7 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipeline.bounds import bounded_detail, kept_original
 from pipeline.ingest.normalize import build_event, build_heartbeat, normalized_addresses
 from pipeline.ingest.wire import (
     EVENT_SCHEMA, HEARTBEAT_SCHEMA, MAX_AHEAD, RETENTION, Refusal, check_schema, check_time, parse_object,
@@ -154,9 +155,15 @@ def wire_checked(value: bytes, now: datetime, *, heartbeat: bool | None = False,
 
 def rejection(refusal: Refusal, value: bytes, now: datetime, topic: str, partition: int | None = None,
               offset: int | None = None) -> Rejection:
-    text, encoded = original_value(value)
-    return Rejection(reason=refusal.reason, detail=refusal.detail, topic=topic, partition=partition, offset=offset,
-                     received_at=now, value=text, value_base64=encoded)
+    return rejected(refusal.reason, refusal.detail, value, now, topic, partition, offset)
+
+
+def rejected(reason: str, detail: str, value: bytes, now: datetime, topic: str, partition: int | None = None,
+             offset: int | None = None) -> Rejection:
+    """Every rejection record is built here: whatever the input, it stays far below the rejection
+    topic's message limit (at most 64 KiB of the original, with its size and SHA-256)."""
+    return Rejection(reason=reason, detail=bounded_detail(detail), topic=topic, partition=partition, offset=offset,
+                     received_at=now, **kept_original(value))
 
 
 def original_value(value: bytes) -> tuple[str | None, str | None]:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastjsonschema import JsonSchemaValueException
 
+from pipeline.bounds import nesting_problem
 from pipeline.config import format_duration
 from pipeline.ingest.schemas import compiled_validator
 
@@ -41,6 +42,9 @@ def parse_object(value: bytes) -> dict[str, Any] | Refusal:
         return Refusal("invalid_json", str(exc))
     if not isinstance(data, dict):
         return Refusal("invalid_json", f"expected a JSON object, got {type(data).__name__}")
+    problem = nesting_problem(data, value)
+    if problem:  # the first schema check: nothing could write such a record again (pipeline.bounds)
+        return Refusal("schema", problem)
     return data
 
 

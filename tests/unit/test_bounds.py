@@ -1,0 +1,162 @@
+"""One record never stops a partition: deep nesting is refused at validation, a rejection of any
+input stays far below the rejection topic's message limit (pipeline.bounds)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.bounds import (
+    KEPT_ORIGINAL_BYTES, MAX_NESTING, chunks_by_size, json_text, kept_original, nesting_depth,
+)
+from pipeline.ingest import EventValidator, wire_refusal
+from pipeline.ingest.schemas import compiled_validator
+from pipeline.models import Event, Heartbeat, Registry, Rejection, Tenant, Utm
+from pipeline.rows import event_row
+
+NOW = datetime(2026, 11, 20, 3, 0, tzinfo=timezone.utc)
+REGISTRY = Registry(tenants={"t-1": Tenant("t-1", "Alpha", ("sec@alpha.example",))},
+                    utms={"utm-1": Utm("utm-1", "t-1")})
+
+
+def nested(levels: int) -> Any:
+    value: Any = "x"
+    for i in range(levels):
+        value = {"k": value} if i % 2 else [value]
+    return value
+
+
+def nested_text(levels: int) -> bytes:
+    """`nested(levels)` as JSON text (orjson cannot write it past 254 levels: that is the point)."""
+    opening = b"".join(b'{"k":' if i % 2 else b"[" for i in reversed(range(levels)))
+    closing = b"".join(b"}" if i % 2 else b"]" for i in range(levels))
+    return opening + b'"x"' + closing
+
+
+def event(**extra: Any) -> bytes:
+    """An event with `extra` fields; a value given as bytes is put in as JSON text."""
+    text = {k: v for k, v in extra.items() if not isinstance(v, bytes)}
+    value = orjson.dumps({"v": 1, "event_id": "ev-1", "utm_id": "utm-1", "ts": "2026-11-20T11:59:00+09:00",
+                          "type": "av", "action": "detected", "direction": "inbound", "src_ip": "198.51.100.7",
+                          "dst_ip": "192.168.1.20", "threat_category": "malware", **text})
+    for name, raw in extra.items():
+        if isinstance(raw, bytes):
+            value = value[:-1] + b',"' + name.encode() + b'":' + raw + b"}"
+    return value
+
+
+def test_nesting_depth() -> None:
+    assert orjson.loads(nested_text(7)) == nested(7)
+    assert [nesting_depth(v) for v in ("x", {}, [], {"a": [1, {"b": []}]}, nested(300))] == [0, 1, 1, 4, 300]
+
+
+def test_the_issue_record_is_refused_at_validation_naming_the_depth() -> None:
+    """The 707-byte record of the issue: an unknown field nested 255 levels deep (256 with the
+    record's own object) passed validation and crashed the store row on every retry."""
+    value = event(deep=b"[" * 255 + b"]" * 255)
+    assert len(value) < 800
+    result = EventValidator(REGISTRY).check_event(value, NOW)
+    assert isinstance(result, Rejection)
+    assert result.reason == "schema"
+    assert result.detail == f"record: nests 256 levels deep, the limit is {MAX_NESTING}"
+    refusal = wire_refusal(value, NOW)  # what `produce --check` and the gateway run
+    assert refusal is not None and (refusal.reason, refusal.detail) == ("schema", result.detail)
+
+
+def test_heartbeats_and_replay_lines_are_refused_alike() -> None:
+    validator = EventValidator(REGISTRY)
+    beat = b'{"v": 1, "utm_id": "utm-1", "ts": "2026-11-20T11:59:00+09:00", "x": ' + nested_text(200) + b"}"
+    result = validator.check_heartbeat(beat, NOW)
+    assert isinstance(result, Rejection) and result.reason == "schema" and "201 levels" in result.detail
+    assert wire_refusal(beat, NOW, heartbeat=True) is not None
+    replayed = validator.check_record(event(deep=nested_text(1000)), NOW)
+    assert isinstance(replayed, Rejection) and replayed.reason == "schema" and "1001 levels" in replayed.detail
+
+
+def test_nesting_up_to_the_limit_is_kept_and_stored() -> None:
+    value = event(deep=nested(MAX_NESTING - 1))
+    accepted = EventValidator(REGISTRY).check_event(value, NOW)
+    assert isinstance(accepted, Event)
+    row = event_row(accepted, None, None)
+    assert orjson.loads(row["extra"]) == {"deep": nested(MAX_NESTING - 1)}
+    beat = EventValidator(REGISTRY).check_heartbeat(
+        orjson.dumps({"v": 1, "utm_id": "utm-1", "ts": "2026-11-20T11:59:00+09:00", "x": nested(MAX_NESTING - 1)}), NOW)
+    assert isinstance(beat, Heartbeat)
+
+
+def test_many_brackets_inside_strings_are_no_nesting() -> None:
+    value = event(note="[{" * 5000)
+    assert isinstance(EventValidator(REGISTRY).check_event(value, NOW), Event)
+
+
+def test_a_store_row_never_raises_on_what_a_utm_sent() -> None:
+    """The last guard, for an event that did not come through the validator."""
+    accepted = EventValidator(REGISTRY).check_event(event(), NOW)
+    assert isinstance(accepted, Event)
+    accepted.extra = {"deep": nested(400)}
+    row = event_row(accepted, None, None)
+    assert "not serializable" in orjson.loads(row["extra"])
+    orjson.dumps(row)
+    assert json_text({"a": [1]}) == '{"a":[1]}'
+
+
+def test_the_rejection_of_an_800_kb_input_is_bounded() -> None:
+    original = event(blob="a" * 800_000)
+    result = EventValidator(REGISTRY).check_event(original, NOW, topic="utm.events", partition=2, offset=9)
+    assert isinstance(result, Rejection) and result.reason == "too_large"
+    record = result.to_record()
+    compiled_validator("rejection.json")(record)
+    encoded = orjson.dumps(record)
+    print(f"rejection of a {len(original):,}-byte input: {len(encoded):,} bytes")
+    assert len(encoded) < KEPT_ORIGINAL_BYTES + 1024
+    assert result.value == original[:KEPT_ORIGINAL_BYTES].decode()
+    assert record["original_size"] == len(original)
+    assert record["original_sha256"] == hashlib.sha256(original).hexdigest()
+
+
+def test_the_worst_rejection_stays_far_below_a_megabyte() -> None:
+    """Control characters are escaped as six bytes each: 64 KiB of them is the largest text kept."""
+    original = b'{"x": "' + b"\x01" * 900_000 + b'"}'
+    result = EventValidator(REGISTRY).check_event(original, NOW)
+    assert isinstance(result, Rejection)
+    encoded = orjson.dumps(result.to_record())
+    print(f"worst rejection: {len(encoded):,} bytes")
+    assert len(encoded) < 7 * KEPT_ORIGINAL_BYTES < 1024 * 1024
+
+
+def test_a_small_rejection_carries_the_whole_original() -> None:
+    original = b'{"v": 1, "note": "\xe8\xa6\x8b"}'
+    fields = kept_original(original)
+    assert fields["value"] == original.decode() and fields["value_base64"] is None
+    assert fields["original_size"] == len(original)
+
+
+@pytest.mark.parametrize("cut", [1, 2])
+def test_text_cut_inside_a_character_keeps_the_text_before_it(cut: int) -> None:
+    original = b"a" * (KEPT_ORIGINAL_BYTES - cut) + "見".encode() * 10
+    fields = kept_original(original)
+    assert fields["value"] == "a" * (KEPT_ORIGINAL_BYTES - cut) and fields["value_base64"] is None
+
+
+def test_bytes_that_are_not_utf8_are_kept_as_base64_up_to_the_limit() -> None:
+    original = b"\xff" * 200_000
+    fields = kept_original(original)
+    assert fields["value"] is None
+    assert base64.b64decode(fields["value_base64"]) == original[:KEPT_ORIGINAL_BYTES]
+    assert fields["original_size"] == 200_000
+
+
+def test_rejection_details_are_bounded() -> None:
+    from pipeline.ingest.validator import rejected
+
+    assert len(rejected("schema", "x" * 100_000, b"{}", NOW, "utm.events").detail) == 1000
+
+
+def test_chunks_by_size() -> None:
+    assert list(chunks_by_size([5, 5, 5, 20, 1], lambda n: n, 10, 100)) == [[5, 5], [5], [20], [1]]
+    assert list(chunks_by_size([1] * 5, lambda n: n, 100, 2)) == [[1, 1], [1, 1], [1]]
+    assert list(chunks_by_size([], lambda n: n, 10, 2)) == []
