@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from pipeline.config import Settings
+from pipeline.kafka_security import ssl_context
 
 
 def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False) -> faust.App:
@@ -12,6 +13,7 @@ def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False)
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in settings.kafka.split(",")],
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         topic_partitions=6,
         topic_allow_declare=True,
@@ -29,3 +31,14 @@ def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False)
         producer_acks=-1,
         timezone=settings.tz,
     )
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of MIMAMORI_KAFKA_SECURITY (pipeline.kafka_security holds the TLS context)."""
+    context = ssl_context(settings)
+    if context is None:
+        return None
+    if settings.kafka_security == "ssl":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(username=settings.kafka_username, password=settings.kafka_password,
+                                 ssl_context=context, mechanism=settings.kafka_sasl_mechanism)

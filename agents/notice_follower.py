@@ -9,6 +9,7 @@ from typing import Any
 
 from agents.context import Context, log
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 from pipeline.models import Registry
 from pipeline.notices.topic import NoticeBook
 from pipeline.notices.windows import apply_notice
@@ -46,7 +47,8 @@ class NoticeFollower:
         while not self.stopping.is_set():
             try:
                 consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka.split(","), group_id=None,
-                                         enable_auto_commit=False, client_id="mimamori-notice-follower")
+                                         enable_auto_commit=False, client_id="mimamori-notice-follower",
+                                         **kafka_python_options(self.settings))
                 try:
                     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
                     consumer.assign(partitions)

@@ -14,6 +14,7 @@ import orjson
 from agents.context import Context, log
 from agents.runtime import PartitionedProcessor, StatelessHandler
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 from pipeline.models import Registry, Tenant, Utm
 from pipeline.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
 from agents.store import row_messages
@@ -70,7 +71,8 @@ class RegistryFollower:
         while not self.stopping.is_set():
             try:
                 consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka.split(","), group_id=None,
-                                         enable_auto_commit=False, client_id="mimamori-registry")
+                                         enable_auto_commit=False, client_id="mimamori-registry",
+                                         **kafka_python_options(self.settings))
                 try:
                     topics = (self.settings.topics.tenants, self.settings.topics.utms)
                     partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]

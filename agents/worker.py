@@ -17,6 +17,7 @@ from agents.runtime import Publisher
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
 from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.kafka_security import kafka_python_options
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.rules import load_policy
@@ -36,7 +37,7 @@ def build_app(settings: Settings, *, store: Store | None = None,
     if store is None:
         store = _claim_store(settings)
     if create_topics:
-        ensure_topics(settings.kafka, topic_specs(settings.topics))
+        ensure_topics(settings.kafka, topic_specs(settings.topics), options=kafka_python_options(settings))
     app = make_app(settings, settings.topics.deployment, web=web)
     publisher = app.add_dependency(Publisher(settings.kafka, loop=app.loop, beacon=app.beacon))
     ctx = Context(app=app, settings=settings, publisher=publisher,

@@ -25,6 +25,7 @@ from gateway.metrics import GatewayMetrics
 from pipeline.config import Settings
 from pipeline.ingest import EventValidator
 from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.kafka_security import kafka_python_options
 from pipeline.models import Registry
 
 log = logging.getLogger("mimamori.gateway")
@@ -66,7 +67,8 @@ class Gateway:
     async def start(self) -> None:
         if self.create_topics:
             await asyncio.get_running_loop().run_in_executor(
-                None, lambda: ensure_topics(self.settings.kafka, topic_specs(self.settings.topics)))
+                None, lambda: ensure_topics(self.settings.kafka, topic_specs(self.settings.topics),
+                                      options=kafka_python_options(self.settings)))
         self.tasks = [asyncio.create_task(self.follower.run(), name="gateway-follower"),
                       asyncio.create_task(self._start_producer(), name="gateway-producer")]
 

@@ -12,6 +12,7 @@ from aiokafka.partitioner import murmur2
 
 from gateway.credentials import CredentialState
 from pipeline.config import Settings
+from pipeline.kafka_security import aiokafka_options
 from pipeline.models import Registry, Tenant, Utm
 
 log = logging.getLogger("mimamori.gateway")
@@ -21,11 +22,7 @@ MAX_BATCH_BYTES = 1_000_000
 
 
 def kafka_options(settings: Settings) -> dict[str, Any]:
-    """Connection options of the deployment (TLS/SASL when `pipeline.kafka_security` provides them)."""
-    try:
-        from pipeline.kafka_security import aiokafka_options  # type: ignore[import-not-found]
-    except ImportError:
-        return {"bootstrap_servers": settings.kafka}
+    """Connection options of the deployment (TLS/SASL from `pipeline.kafka_security`)."""
     return {"bootstrap_servers": settings.kafka, **aiokafka_options(settings)}
 
 

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import orjson
 
 from gateway.credentials import CredentialState, derive_token, issued, revoked, rotated
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 
 
-def read_credentials(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[str, CredentialState]:
+def read_credentials(bootstrap: str, topic: str, timeout_s: float = 30.0,
+                     options: Mapping[str, Any] | None = None) -> dict[str, CredentialState]:
     """Everything the credential topic holds now (no consumer group)."""
     from kafka import KafkaConsumer, TopicPartition
 
     states: dict[str, CredentialState] = {}
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             client_id="mimamori-credentials")
+                             client_id="mimamori-credentials", **(options or {}))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
@@ -46,10 +48,11 @@ def read_credentials(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dic
         consumer.close()
 
 
-def publish_states(bootstrap: str, topic: str, states: Iterable[CredentialState]) -> None:
+def publish_states(bootstrap: str, topic: str, states: Iterable[CredentialState],
+                   options: Mapping[str, Any] | None = None) -> None:
     from mimamori.producer import KafkaSender, open_kafka_producer
 
-    sender = KafkaSender(open_kafka_producer(bootstrap))
+    sender = KafkaSender(open_kafka_producer(bootstrap, options))
     try:
         for state in states:
             sender(topic, state.utm_id.encode(), orjson.dumps(state.to_record()))
@@ -66,8 +69,9 @@ def change_credential(bootstrap: str, settings: Settings, utm_id: str, action: s
 
     assert settings.gateway_key
     topic = settings.topics.credentials
-    ensure_topics(bootstrap, [s for s in topic_specs(settings.topics) if s.name == topic])
-    current = read_credentials(bootstrap, topic).get(utm_id)
+    options = kafka_python_options(settings)
+    ensure_topics(bootstrap, [s for s in topic_specs(settings.topics) if s.name == topic], options=options)
+    current = read_credentials(bootstrap, topic, options=options).get(utm_id)
     if action == "revoke":
         state = revoked(current, utm_id, now)
     elif action == "rotate":
@@ -75,7 +79,7 @@ def change_credential(bootstrap: str, settings: Settings, utm_id: str, action: s
     else:
         state = issued(current, utm_id, now)
     if state is not current:
-        publish_states(bootstrap, topic, [state])
+        publish_states(bootstrap, topic, [state], options)
     return (None if state.revoked else derive_token(settings.gateway_key, utm_id, state.version)), state
 
 
@@ -85,7 +89,8 @@ def tokens_for(settings: Settings, utm_ids: Iterable[str], bootstrap: str | None
     assert settings.gateway_key
     bootstrap = bootstrap or settings.kafka
     topic = settings.topics.credentials
-    states = read_credentials(bootstrap, topic)
+    options = kafka_python_options(settings)
+    states = read_credentials(bootstrap, topic, options=options)
     now = datetime.now().astimezone()
     changed, tokens = [], {}
     for utm_id in utm_ids:
@@ -94,5 +99,5 @@ def tokens_for(settings: Settings, utm_ids: Iterable[str], bootstrap: str | None
             changed.append(state)
         tokens[utm_id] = derive_token(settings.gateway_key, utm_id, state.version)
     if changed:
-        publish_states(bootstrap, topic, changed)
+        publish_states(bootstrap, topic, changed, options)
     return tokens

@@ -18,6 +18,7 @@ import orjson
 
 from mimamori.commands.query import plain, write_rows
 from pipeline.config import Settings, format_duration
+from pipeline.kafka_security import kafka_python_options
 from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Verdict
 from mimamori.producer import open_kafka_producer, registry_records, topic_for, utm_key
@@ -75,7 +76,7 @@ def run_demo(settings: Settings, plan: DemoPlan, out: TextIO) -> int:
     try:
         applied = apply_migrations(store, settings.tz.key, now)
         say(f"demo: store migrated ({len(applied)} migrations)")
-        ensure_topics(settings.kafka, topic_specs(settings.topics))
+        ensure_topics(settings.kafka, topic_specs(settings.topics), options=kafka_python_options(settings))
         asyncio.run(_run_worker(settings, store, sim, plan, say))
         _show(settings, store, plan, say)
     finally:
@@ -90,7 +91,7 @@ async def _run_worker(settings: Settings, store: object, sim: Simulation, plan: 
     app = build_app(settings, store=store, web=False, create_topics=False)  # type: ignore[arg-type]
     await app.start()
     try:
-        producer = open_kafka_producer(settings.kafka)
+        producer = open_kafka_producer(settings.kafka, kafka_python_options(settings))
         for topic, key, value in registry_records(registry_from_data(sim.registry), settings.topics):
             producer.send(topic, key=key, value=value)
         producer.flush()
@@ -135,7 +136,8 @@ def _investigated_alert(settings: Settings) -> str | None:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000)
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000,
+                             **kafka_python_options(settings))
     try:
         latest = {}
         for message in consumer:

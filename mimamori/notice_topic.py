@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pipeline.notices.topic import NoticeBook
 
 
 def read_notices(bootstrap: str, topic: str, on_record: Callable[[bytes | None, bytes | None], Any] | None = None,
-                 timeout_s: float = 30.0) -> NoticeBook:
+                 timeout_s: float = 30.0, options: Mapping[str, Any] | None = None) -> NoticeBook:
     """Everything the topic holds now (no consumer group, nothing committed)."""
     from kafka import KafkaConsumer, TopicPartition
 
     book = NoticeBook()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             client_id="mimamori-notices")
+                             client_id="mimamori-notices", **(options or {}))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
 
 import orjson
 
@@ -84,12 +84,14 @@ def registry_records(registry: Registry, topics: Topics) -> list[tuple[str, byte
     return out
 
 
-def open_kafka_producer(bootstrap: str) -> Any:
+def open_kafka_producer(bootstrap: str, options: Mapping[str, Any] | None = None) -> Any:
+    """`options`: the connection's security (pipeline.kafka_security.kafka_python_options)."""
     from kafka import KafkaProducer
 
     return KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, compression_type="gzip",
         linger_ms=20, client_id="mimamori-produce", max_block_ms=15000,
+        **(options or {}),
     )
 
 

@@ -97,6 +97,43 @@ def _parse_servers(text: str) -> str:
     return ",".join(parts)
 
 
+KAFKA_SECURITY_PROTOCOLS = ("plaintext", "ssl", "sasl_ssl")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def _parse_kafka_security(text: str) -> str:
+    value = text.strip().lower()
+    if value not in KAFKA_SECURITY_PROTOCOLS:
+        raise ValueError(f"expected {', '.join(KAFKA_SECURITY_PROTOCOLS)}, got {text!r}")
+    return value
+
+
+def _parse_sasl_mechanism(text: str) -> str:
+    value = text.strip().upper()
+    if value not in KAFKA_SASL_MECHANISMS:
+        raise ValueError(f"expected {', '.join(KAFKA_SASL_MECHANISMS)}, got {text!r}")
+    return value
+
+
+def _parse_username(text: str) -> str:
+    if not text or text != text.strip() or any(ord(c) < 32 for c in text):
+        raise ValueError("expected a user name without spaces around it or control characters")
+    return text
+
+
+def _parse_password(text: str) -> str:
+    if not text:
+        raise ValueError("expected a password, got an empty value")
+    return text  # never echoed: the message names the variable only
+
+
+def _parse_ca_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"expected a readable PEM file of CA certificates, {text!r} is not a file")
+    return path
+
+
 def _parse_log_format(text: str) -> str:
     if text.strip() not in ("text", "json"):
         raise ValueError(f"expected text or json, got {text!r}")
@@ -212,6 +249,13 @@ class Settings:
     gateway_tls_key: Path | None = None
     gateway_ack_timeout: timedelta = timedelta(seconds=10)
     """How long a request waits for the broker's acknowledgement before it is answered 503."""
+    kafka_security: str = "plaintext"
+    """`plaintext`, `ssl` or `sasl_ssl`: how every Kafka client of the process connects
+    (pipeline.kafka_security turns these into client options)."""
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_ca_file: Path | None = None
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)
@@ -220,6 +264,11 @@ class Settings:
 # variable -> (Settings field, parser). Order is the order of CONTRACT.md.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_KAFKA": ("kafka", _parse_servers),
+    "MIMAMORI_KAFKA_SECURITY": ("kafka_security", _parse_kafka_security),
+    "MIMAMORI_KAFKA_SASL_MECHANISM": ("kafka_sasl_mechanism", _parse_sasl_mechanism),
+    "MIMAMORI_KAFKA_USERNAME": ("kafka_username", _parse_username),
+    "MIMAMORI_KAFKA_PASSWORD": ("kafka_password", _parse_password),
+    "MIMAMORI_KAFKA_CA_FILE": ("kafka_ca_file", _parse_ca_file),
     "MIMAMORI_CLICKHOUSE": ("clickhouse", _parse_url(("chdb", "clickhouse"))),
     "MIMAMORI_SMTP": ("smtp", _parse_url(("smtp", "smtps", "maildir"))),
     "MIMAMORI_TZ": ("tz", _parse_zone),
@@ -247,16 +296,41 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 
+EMPTY_IS_UNSET = frozenset({"MIMAMORI_KAFKA_SASL_MECHANISM", "MIMAMORI_KAFKA_USERNAME", "MIMAMORI_KAFKA_PASSWORD",
+                            "MIMAMORI_KAFKA_CA_FILE"})
+"""Optional settings a chart or a compose file may set empty: empty means not set."""
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment; the first bad value raises ConfigError naming it."""
     environ = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for variable, (name, parse) in ENVIRONMENT.items():
         raw = environ.get(variable)
-        if raw is None:
+        if raw is None or (raw == "" and variable in EMPTY_IS_UNSET):
             continue
         try:
             values[name] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{variable}: {exc}") from None
+    _check_kafka_security(values)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _check_kafka_security(values: Mapping[str, object]) -> None:
+    """SASL needs a user and a password, and credentials make sense only with SASL: a password
+    set while the protocol says `plaintext` or `ssl` would silently not be used."""
+    security = values.get("kafka_security", "plaintext")
+    sasl = {"MIMAMORI_KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism", "MIMAMORI_KAFKA_USERNAME": "kafka_username",
+            "MIMAMORI_KAFKA_PASSWORD": "kafka_password"}
+    if security == "sasl_ssl":
+        for variable, name in sasl.items():
+            if name != "kafka_sasl_mechanism" and name not in values:
+                raise ConfigError(f"{variable}: required when MIMAMORI_KAFKA_SECURITY is sasl_ssl")
+        return
+    for variable, name in sasl.items():
+        if name in values:
+            raise ConfigError(f"{variable}: used only with MIMAMORI_KAFKA_SECURITY=sasl_ssl, which is {security} here")
+    if security == "plaintext" and "kafka_ca_file" in values:
+        raise ConfigError("MIMAMORI_KAFKA_CA_FILE: used only with MIMAMORI_KAFKA_SECURITY ssl or sasl_ssl, "
+                          "which is plaintext here")

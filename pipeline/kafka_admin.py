@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from pipeline.config import Topics, load_settings
+from pipeline.kafka_security import kafka_python_options
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,10 @@ def _configs(spec: TopicSpec) -> dict[str, str]:
     return configs
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.0, *,
+                  options: Mapping[str, Any] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. `options`: the
+    connection's security (pipeline.kafka_security.kafka_python_options)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -71,7 +75,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mimamori-admin")
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mimamori-admin", **(options or {}))
             break
         except KafkaError:
             if time.monotonic() > deadline:
@@ -115,7 +119,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     args = parser.parse_args()
     settings = load_settings()
-    created = ensure_topics(args.bootstrap or settings.kafka, topic_specs(settings.topics, args.partitions))
+    created = ensure_topics(args.bootstrap or settings.kafka, topic_specs(settings.topics, args.partitions),
+                            options=kafka_python_options(settings))
     print(f"kafka: topics ready ({len(created)} created)")
 
 

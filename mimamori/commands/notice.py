@@ -9,6 +9,7 @@ import orjson
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 from pipeline.models import iso
 from pipeline.notices.check import NoticeError, cancellation_of, load_notice_file, notice_from_file_data, notice_problems
 from pipeline.notices.model import ServiceNotice
@@ -42,14 +43,15 @@ def _current(kafka: str, settings: Settings) -> dict[str, ServiceNotice]:
     from pipeline.kafka_admin import ensure_topics, topic_specs
     from mimamori.notice_topic import read_notices
 
-    ensure_topics(kafka, [s for s in topic_specs(settings.topics) if s.name == settings.topics.notices])
-    return read_notices(kafka, settings.topics.notices).notices
+    ensure_topics(kafka, [s for s in topic_specs(settings.topics) if s.name == settings.topics.notices],
+                  options=kafka_python_options(settings))
+    return read_notices(kafka, settings.topics.notices, options=kafka_python_options(settings)).notices
 
 
 def _publish(kafka: str, settings: Settings, notice: ServiceNotice) -> int:
     from mimamori.producer import KafkaSender, open_kafka_producer
 
-    sender = KafkaSender(open_kafka_producer(kafka))
+    sender = KafkaSender(open_kafka_producer(kafka, kafka_python_options(settings)))
     try:
         sender(settings.topics.notices, notice.notice_id.encode(), orjson.dumps(notice.to_record()))
     finally:

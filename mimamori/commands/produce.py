@@ -6,6 +6,7 @@ import sys
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 
 HELP = "check JSON lines (events, heartbeats) and produce them to Kafka, keyed by utm_id"
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"mimamori produce: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    sender = None if args.check else KafkaSender(open_kafka_producer(args.kafka or settings.kafka))
+    sender = None if args.check else KafkaSender(open_kafka_producer(args.kafka or settings.kafka, kafka_python_options(settings)))
     from kafka.errors import KafkaTimeoutError
 
     try:

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 
 HELP = "load a registry file (tenants, UTMs) into the registry topics, or remove a tenant or UTM"
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         records = [(settings.topics.tenants, args.tenant.encode(), None)]
     else:
         records = [(settings.topics.utms, args.utm.encode(), None)]
-    sender = KafkaSender(open_kafka_producer(args.kafka or settings.kafka))
+    sender = KafkaSender(open_kafka_producer(args.kafka or settings.kafka, kafka_python_options(settings)))
     try:
         for topic, key, value in records:
             sender(topic, key, value)

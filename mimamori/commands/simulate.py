@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipeline.config import Settings, parse_duration
+from pipeline.kafka_security import kafka_python_options
 
 HELP = "write (or send to Kafka) a seeded, realistic registry and stream with scripted incidents and expectations"
 
@@ -99,7 +100,7 @@ def _upload(sim: object, url: str, ca_file: str | None, bootstrap: str, settings
     from mimamori.uploader import record_utm, upload_lines
     from pipeline.registry_file import registry_from_data
 
-    sender = KafkaSender(open_kafka_producer(bootstrap))
+    sender = KafkaSender(open_kafka_producer(bootstrap, kafka_python_options(settings)))
     try:
         for topic, key, value in registry_records(registry_from_data(sim.registry), settings.topics):  # type: ignore[attr-defined]
             sender(topic, key, value)
@@ -123,7 +124,7 @@ def _send(sim: object, bootstrap: str, settings: Settings) -> int:
     from mimamori.progress import Progress
     from pipeline.registry_file import registry_from_data
 
-    sender = KafkaSender(open_kafka_producer(bootstrap))
+    sender = KafkaSender(open_kafka_producer(bootstrap, kafka_python_options(settings)))
     try:
         for topic, key, value in registry_records(registry_from_data(sim.registry), settings.topics):  # type: ignore[attr-defined]
             sender(topic, key, value)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
+from typing import Any, Mapping
 
 import orjson
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
+from pipeline.kafka_security import kafka_python_options
 from pipeline.models import Verdict
 
 HELP = "publish an analyst's verdict (grade 0-3 and a note for the customer) on an alert"
@@ -38,10 +40,11 @@ def verdict_message(verdict: Verdict) -> tuple[bytes, bytes]:
     return verdict.alert_id.encode(), orjson.dumps(verdict.to_record())
 
 
-def publish(bootstrap: str, topic: str, verdict: Verdict, timeout_s: float = 30.0) -> None:
+def publish(bootstrap: str, topic: str, verdict: Verdict, timeout_s: float = 30.0,
+            options: Mapping[str, Any] | None = None) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="mimamori-verdict")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="mimamori-verdict", **(options or {}))
     try:
         key, value = verdict_message(verdict)
         producer.send(topic, key=key, value=value).get(timeout=timeout_s)
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace, settings: Settings, now: datetime | None = Non
 
     verdict = Verdict(alert_id=args.alert_id, grade=args.grade, note=args.note, ts=now or SystemClock().now())
     try:
-        publish(args.kafka or settings.kafka, settings.topics.verdicts, verdict)
+        publish(args.kafka or settings.kafka, settings.topics.verdicts, verdict,
+                options=kafka_python_options(settings))
     except KafkaError as exc:
         print(f"mimamori verdict: not published: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

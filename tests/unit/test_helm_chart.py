@@ -49,9 +49,17 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_GATEWAY_TLS_CERT": "gateway.tls.secretName",
     "MIMAMORI_GATEWAY_TLS_KEY": "gateway.tls.secretName",
     "MIMAMORI_GATEWAY_ACK_TIMEOUT": "gateway.ackTimeout",
+    "MIMAMORI_KAFKA_SECURITY": "kafka.security",
+    "MIMAMORI_KAFKA_SASL_MECHANISM": "kafka.sasl.mechanism",
+    "MIMAMORI_KAFKA_USERNAME": "kafka.sasl.username",
+    "MIMAMORI_KAFKA_PASSWORD": "kafka.sasl.existingSecret",
+    "MIMAMORI_KAFKA_CA_FILE": "kafka.tls.caSecret",
 }
 GATEWAY_ONLY = {v for v in VALUE_OF_VARIABLE if v.startswith("MIMAMORI_GATEWAY_")}
 """Settings of the gateway's pods only (templates/gateway.yaml); the worker's pods do not get them."""
+KAFKA_SASL_AND_CA = {"MIMAMORI_KAFKA_SASL_MECHANISM", "MIMAMORI_KAFKA_USERNAME", "MIMAMORI_KAFKA_PASSWORD",
+                     "MIMAMORI_KAFKA_CA_FILE"}
+"""Rendered only when kafka.security asks for them (SASL) and a CA Secret is named."""
 
 
 def _strip_comment(line: str) -> str:
@@ -106,14 +114,16 @@ def test_values_have_a_key_for_every_setting(values: dict[str, str | None]) -> N
 def test_values_carry_the_contract_defaults(values: dict[str, str | None]) -> None:
     """Each plain setting's value, read as the worker reads it, equals the Settings default.
     The store and the mail URL differ on purpose (a server and a Secret in production); no rules
-    file means the built-in policy, as in the contract."""
+    file means the built-in policy, as in the contract; no Kafka user, password or CA by default."""
     defaults = Settings()
     plain = {var: key for var, key in VALUE_OF_VARIABLE.items()
              if var not in ("MIMAMORI_CLICKHOUSE", "MIMAMORI_SMTP", "MIMAMORI_RULES", "MIMAMORI_GATEWAY_KEY",
-                            "MIMAMORI_GATEWAY_TLS_CERT", "MIMAMORI_GATEWAY_TLS_KEY")}
+                            "MIMAMORI_GATEWAY_TLS_CERT", "MIMAMORI_GATEWAY_TLS_KEY", "MIMAMORI_KAFKA_USERNAME",
+                            "MIMAMORI_KAFKA_PASSWORD", "MIMAMORI_KAFKA_CA_FILE")}
     read = {var: ENVIRONMENT[var][1](values[key] or "") for var, key in plain.items()}
     assert read == {var: getattr(defaults, ENVIRONMENT[var][0]) for var in plain}
     assert values["rules.enabled"] == "false" and defaults.rules_file is None
+    assert values["kafka.sasl.username"] == values["kafka.sasl.password"] == values["kafka.tls.caSecret"] == ""
 
 
 def test_the_production_store_is_a_clickhouse_server_with_the_password_from_a_secret(
@@ -196,21 +206,31 @@ def test_rendered_worker_environment_loads_as_the_default_settings() -> None:
     kinds = sorted(kind_of(doc) for doc in docs)
     assert kinds == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount"]
     env = worker_environment(docs, "from the chart's Secret")
-    assert set(ENVIRONMENT) - set(env) == {"MIMAMORI_RULES"} | GATEWAY_ONLY
+    assert set(ENVIRONMENT) - set(env) == {"MIMAMORI_RULES"} | GATEWAY_ONLY | KAFKA_SASL_AND_CA
     settings = load_settings({k: v for k, v in env.items() if k.startswith("MIMAMORI_")})
     assert settings.clickhouse == "clickhouse://mimamori:p%40ss@clickhouse:9000/mimamori"
     assert unquote(urlsplit(settings.clickhouse).password or "") == "p@ss"  # as ServerStore reads it
     assert settings.with_overrides(clickhouse=Settings().clickhouse, smtp=Settings().smtp) == Settings()
 
 
-def test_rendered_options_reach_the_settings() -> None:
+def test_rendered_options_reach_the_settings(tmp_path: Path) -> None:
     docs = render("kafka.bootstrap=k1:9092\\,k2:9092", "kafka.topicPrefix=prod.", "config.webPort=7070",
                   "config.dedupWindow=48h", "rules.enabled=true", "rules.content=[policy]",
-                  "clickhouse.params=secure=1", "smtp.existingSecret=mail", "serviceMonitor.enabled=true")
+                  "clickhouse.params=secure=1", "smtp.existingSecret=mail", "serviceMonitor.enabled=true",
+                  "kafka.security=sasl_ssl", "kafka.sasl.mechanism=SCRAM-SHA-256", "kafka.sasl.username=worker",
+                  "kafka.sasl.password=kafka pw", "kafka.tls.caSecret=kafka-ca")
     env = worker_environment(docs, "pw")
     assert set(env) >= set(ENVIRONMENT) - GATEWAY_ONLY
+    assert env["MIMAMORI_KAFKA_CA_FILE"] == "/etc/mimamori-kafka-ca/ca.crt"
+    worker = next(doc for doc in docs if kind_of(doc) == "Deployment" and "component: worker" in doc)
+    assert re.search(r"- name: kafka-ca\n\s+secret:\n\s+secretName: kafka-ca\n", worker)
+    assert re.search(r"- name: kafka-ca\n\s+mountPath: /etc/mimamori-kafka-ca\n\s+readOnly: true", worker)
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text("the CA the Secret mounts\n")
     settings = load_settings({**{k: v for k, v in env.items() if k.startswith("MIMAMORI_")},
-                              "MIMAMORI_SMTP": "smtp://relay:587"})
+                              "MIMAMORI_SMTP": "smtp://relay:587", "MIMAMORI_KAFKA_CA_FILE": str(ca_file)})
+    assert (settings.kafka_security, settings.kafka_sasl_mechanism, settings.kafka_username, settings.kafka_password) \
+        == ("sasl_ssl", "SCRAM-SHA-256", "worker", "kafka pw")  # the password from the chart's own Secret
     assert (settings.kafka, settings.topics.events, settings.web_port) == ("k1:9092,k2:9092", "prod.utm.events", 7070)
     assert settings.clickhouse.endswith("/mimamori?secure=1") and str(settings.rules_file) == "/etc/mimamori/rules.toml"
     assert {kind_of(doc) for doc in docs} >= {"ConfigMap", "ServiceMonitor"}
@@ -241,17 +261,28 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_probes_on_the_web_port() 
     assert "helm.sh/hook: pre-install,pre-upgrade" in job and "- migrate" in job
 
 
-def test_production_values_render_a_scaled_worker_on_a_tls_server_with_secrets() -> None:
+def test_production_values_render_a_scaled_worker_on_a_tls_server_with_secrets(tmp_path: Path) -> None:
     docs = render(values_file=PRODUCTION)
     worker = next(doc for doc in docs if kind_of(doc) == "Deployment" and "component: worker" in doc)
     assert "replicas: 3" in worker and "image: registry.example.jp/security/mimamori:0.1.0" in worker
     assert {kind_of(doc) for doc in docs} >= {"Deployment", "Job", "ServiceMonitor", "PodDisruptionBudget"}
     assert "Secret" not in {kind_of(doc) for doc in docs}  # both come from existing Secrets
     env = worker_environment(docs, "pw")
+    (tmp_path / "ca.crt").write_text("the CA the Secret mounts\n")
     settings = load_settings({**{k: v for k, v in env.items() if k.startswith("MIMAMORI_")},
-                              "MIMAMORI_SMTP": "smtp://relay:587"})
+                              "MIMAMORI_SMTP": "smtp://relay:587", "MIMAMORI_KAFKA_CA_FILE": str(tmp_path / "ca.crt")})
     assert settings.clickhouse == "clickhouse://mimamori:pw@clickhouse.db.svc:9440/mimamori?secure=1"
     assert settings.topics.events == "prod.utm.events" and settings.kafka.count(",") == 2
+    assert (settings.kafka_security, settings.kafka_username, settings.kafka_password) == ("sasl_ssl", "mimamori", "pw")
+    assert env["MIMAMORI_KAFKA_CA_FILE"] == "/etc/mimamori-kafka-ca/ca.crt"  # mounted from the CA Secret
+
+
+def test_sasl_without_a_user_or_a_password_is_refused_at_install() -> None:
+    for sets, complaint in ((["kafka.security=sasl_ssl", "kafka.sasl.password=x"], "kafka.sasl.username is required"),
+                            (["kafka.security=sasl_ssl", "kafka.sasl.username=u"], "kafka.sasl.password or")):
+        flags = [flag for item in sets for flag in ("--set", item)]
+        refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, *flags, check=False)
+        assert refused.returncode != 0 and complaint in refused.stderr, refused.stderr
 
 
 @pytest.mark.parametrize("setting, complaint", [
@@ -260,6 +291,8 @@ def test_production_values_render_a_scaled_worker_on_a_tls_server_with_secrets()
     ("config.webPort=70000", "/config/webPort"),
     ("replicaCount=two", "/replicaCount"),
     ("kafka.bootstrap=no-port", "/kafka/bootstrap"),
+    ("kafka.security=sasl", "/kafka/security"),
+    ("kafka.sasl.mechanism=SCRAM-SHA-1", "/kafka/sasl/mechanism"),
     ("smtp.url=http://relay", "/smtp/url"),
     ("worker.loglevel=verbose", "/worker/loglevel"),
     ("confg.tz=UTC", "confg"),
@@ -286,6 +319,19 @@ def test_the_gateway_renders_replicas_an_autoscaler_a_service_and_its_settings()
     hpa = next(doc for doc in gateway if kind_of(doc) == "HorizontalPodAutoscaler")
     assert "minReplicas: 2" in hpa and "maxReplicas: 6" in hpa and "averageUtilization: 70" in hpa
     assert not any("MIMAMORI_GATEWAY" in doc for doc in docs if "component: worker" in doc)
+
+
+def test_the_gateway_connects_to_kafka_as_the_worker_does(tmp_path: Path) -> None:
+    docs = render("gateway.enabled=true", "gateway.key=0123456789abcdef-key", "kafka.security=sasl_ssl",
+                  "kafka.sasl.username=gw", "kafka.sasl.existingSecret=kafka-login", "kafka.tls.caSecret=kafka-ca")
+    env = worker_environment(docs, "kafka pw", component="gateway")
+    (tmp_path / "ca.crt").write_text("the CA the Secret mounts\n")
+    settings = load_settings({**{k: v for k, v in env.items() if k.startswith("MIMAMORI_")},
+                              "MIMAMORI_KAFKA_CA_FILE": str(tmp_path / "ca.crt")})
+    assert (settings.kafka_security, settings.kafka_username, settings.kafka_password) == ("sasl_ssl", "gw", "kafka pw")
+    deployment = next(doc for doc in docs if kind_of(doc) == "Deployment" and "component: gateway" in doc)
+    assert re.search(r"- name: kafka-ca\n\s+mountPath: /etc/mimamori-kafka-ca\n", deployment)
+    assert "name: rel-mimamori-kafka\n" not in "".join(docs)  # the password comes from the existing Secret
 
 
 def test_the_gateway_needs_a_key_and_production_values_put_it_behind_a_tls_ingress() -> None:

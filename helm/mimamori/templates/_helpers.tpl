@@ -47,6 +47,54 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- .Values.smtp.existingSecret | default (printf "%s-smtp" (include "mimamori.fullname" .)) }}
 {{- end }}
 
+{{- define "mimamori.kafkaSecret" -}}
+{{- .Values.kafka.sasl.existingSecret | default (printf "%s-kafka" (include "mimamori.fullname" .)) }}
+{{- end }}
+
+{{- define "mimamori.kafkaCaDir" -}}/etc/mimamori-kafka-ca{{- end }}
+
+{{/* The brokers' CA from its Secret, for the pods of the worker and the gateway (volumeMounts and volumes items). */}}
+{{- define "mimamori.kafkaCaMount" -}}
+{{- if and (ne .Values.kafka.security "plaintext") .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  mountPath: {{ include "mimamori.kafkaCaDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "mimamori.kafkaCaVolume" -}}
+{{- if and (ne .Values.kafka.security "plaintext") .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.tls.caSecret }}
+    items:
+      - key: {{ .Values.kafka.tls.caSecretKey }}
+        path: {{ .Values.kafka.tls.caSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/* MIMAMORI_KAFKA_SECURITY and, with it, the SASL user, its password (from a Secret) and the CA file. */}}
+{{- define "mimamori.kafkaSecurityEnv" -}}
+{{- $k := .Values.kafka -}}
+- name: MIMAMORI_KAFKA_SECURITY
+  value: {{ $k.security | quote }}
+{{- if eq $k.security "sasl_ssl" }}
+- name: MIMAMORI_KAFKA_SASL_MECHANISM
+  value: {{ $k.sasl.mechanism | quote }}
+- name: MIMAMORI_KAFKA_USERNAME
+  value: {{ required "kafka.sasl.username is required with kafka.security sasl_ssl" $k.sasl.username | quote }}
+- name: MIMAMORI_KAFKA_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mimamori.kafkaSecret" . }}
+      key: {{ $k.sasl.existingSecretKey }}
+{{- end }}
+{{- if and (ne $k.security "plaintext") $k.tls.caSecret }}
+- name: MIMAMORI_KAFKA_CA_FILE
+  value: {{ printf "%s/%s" (include "mimamori.kafkaCaDir" .) $k.tls.caSecretKey | quote }}
+{{- end }}
+{{- end }}
+
 {{- define "mimamori.rulesConfigMap" -}}
 {{- .Values.rules.existingConfigMap | default (printf "%s-rules" (include "mimamori.fullname" .)) }}
 {{- end }}
@@ -79,6 +127,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.kafka.bootstrap | quote }}
 - name: MIMAMORI_TOPIC_PREFIX
   value: {{ .Values.kafka.topicPrefix | quote }}
+{{ include "mimamori.kafkaSecurityEnv" . }}
 - name: MIMAMORI_SMTP
   valueFrom:
     secretKeyRef:
@@ -126,6 +175,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.kafka.bootstrap | quote }}
 - name: MIMAMORI_TOPIC_PREFIX
   value: {{ .Values.kafka.topicPrefix | quote }}
+{{ include "mimamori.kafkaSecurityEnv" . }}
 - name: MIMAMORI_LOG_FORMAT
   value: {{ .Values.config.logFormat | quote }}
 - name: MIMAMORI_GATEWAY_PORT
