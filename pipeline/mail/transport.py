@@ -1,15 +1,24 @@
-"""Deliver a rendered mail: SMTP (plain, STARTTLS or TLS, with login) or a maildir directory."""
+"""Deliver a rendered mail: SMTP (plain, STARTTLS or TLS, with login) or a maildir directory.
+
+`deliver(mail, recipients)` answers per recipient (accepted, deferred 4xx, refused 5xx: what the
+relay said to each RCPT TO); it raises TransientMailError when the attempt failed as a whole for a
+reason that may pass (the relay unreachable, a 4xx to MAIL FROM or DATA) and PermanentMailError when
+the relay refused the mail itself for good (a 5xx to MAIL FROM or DATA).
+"""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import smtplib
 import ssl
 from email.utils import parseaddr
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from pipeline.mail.delivery import ACCEPTED, DEFERRED, REFUSED, Answer
 from pipeline.models import Mail
 
 
@@ -26,6 +35,8 @@ class PermanentMailError(MailError):
 
 
 class MailTransport(Protocol):
+    def deliver(self, mail: Mail, recipients: list[str] | None = None) -> dict[str, Answer]: ...
+
     def send(self, mail: Mail) -> None: ...
 
     def close(self) -> None: ...
@@ -70,14 +81,26 @@ class SmtpTransport:
             raise
         return client
 
-    def send(self, mail: Mail) -> None:
-        """Never re-sends on its own after DATA may have started: a failure is raised, the caller retries."""
+    def deliver(self, mail: Mail, recipients: list[str] | None = None) -> dict[str, Answer]:
+        """One SMTP transaction to `recipients` (default: all of the mail's), on the open connection
+        when it still answers. Never re-sends on its own after DATA may have started."""
+        rcpts = list(dict.fromkeys(mail.to if recipients is None else recipients))
         try:
             client = self._ready_client()
-            client.sendmail(envelope_sender(mail), list(mail.to), mail.raw.encode("utf-8"))
+            refused = client.sendmail(envelope_sender(mail), rcpts, mail.raw.encode("utf-8"))
+        except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused; the session was reset
+            return {r: Answer.of_code(*_code_text(exc.recipients.get(r))) for r in rcpts}
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:  # the session was reset
+            raise _classify(exc) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise _classify(exc) from exc
+        return {r: Answer.of_code(*_code_text(refused[r])) if r in refused else Answer(ACCEPTED, "250")
+                for r in rcpts}
+
+    def send(self, mail: Mail) -> None:
+        """All recipients at once; raises only when none accepted the mail."""
+        _raise_unless_one_accepted(self.deliver(mail))
 
     def _ready_client(self) -> smtplib.SMTP:
         if self._client is not None:
@@ -100,6 +123,21 @@ def _quietly_close(client: smtplib.SMTP) -> None:
         client.quit()
     except (smtplib.SMTPException, OSError):
         client.close()
+
+
+def _code_text(answer: tuple[int, bytes | str] | None) -> tuple[int, str]:
+    if answer is None:
+        return 451, "no answer for this recipient"
+    code, text = answer
+    return code, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def _raise_unless_one_accepted(answers: dict[str, Answer]) -> None:
+    if any(a.outcome == ACCEPTED for a in answers.values()):
+        return
+    detail = "; ".join(f"{r}: {a.detail}" for r, a in answers.items())
+    permanent = bool(answers) and all(a.outcome == "refused" for a in answers.values())
+    raise (PermanentMailError if permanent else TransientMailError)(f"recipients refused: {detail}")
 
 
 def _classify(exc: BaseException) -> MailError:
@@ -126,6 +164,11 @@ class MaildirTransport:
 
     def holds(self, name: str) -> bool:
         return (self.path / "new" / name).exists() or any((self.path / "cur").glob(name + ":*"))
+
+    def deliver(self, mail: Mail, recipients: list[str] | None = None) -> dict[str, Answer]:
+        """A maildir holds one copy of a mail for all its readers: every recipient is accepted."""
+        self.send(mail)
+        return {r: Answer(ACCEPTED, "maildir") for r in dict.fromkeys(mail.to if recipients is None else recipients)}
 
     def send(self, mail: Mail) -> None:
         try:
@@ -171,3 +214,82 @@ def open_transport(url: str, timeout: float = 30.0, ssl_context: ssl.SSLContext 
         password=unquote(parts.password) if parts.password else None, timeout=timeout,
         ssl_context=ssl_context,
     )
+
+
+# --- connections to the relay, shared by concurrent deliveries ---------------------------------
+# At most `size` SMTP transactions run at once, each on a connection of its own that is kept open
+# for the next (reused while the relay answers NOOP). Recipients are grouped by their domain, one
+# transaction per domain, and one domain holds at most `per_domain` of the connections: a relay
+# that is slow for one customer's domain (it checks the recipient with that domain's servers, or
+# they defer slowly) leaves the other connections to everyone else.
+
+DEFAULT_SIZE = 4
+DEFAULT_PER_DOMAIN = 2
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def by_domain(recipients: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for address in dict.fromkeys(recipients):
+        groups.setdefault(domain_of(address), []).append(address)
+    return groups
+
+
+class RelayPool:
+    def __init__(self, factory: Callable[[], MailTransport], size: int = DEFAULT_SIZE,
+                 per_domain: int = DEFAULT_PER_DOMAIN) -> None:
+        if size < 1 or per_domain < 1:
+            raise ValueError("a relay pool needs at least one connection and one per domain")
+        self.factory = factory
+        self.size, self.per_domain = size, min(per_domain, size)
+        self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="smtp")
+        self._idle: list[MailTransport] = []
+        self._slots: asyncio.Semaphore | None = None
+        self._domains: dict[str, asyncio.Semaphore] = {}
+        self.opened = 0
+        """Transports created so far (a reused connection is not counted again)."""
+        self.busy: dict[str, int] = {}
+        """Transactions running now, by domain."""
+
+    async def deliver(self, mail: Mail, recipients: list[str]) -> dict[str, Answer]:
+        """Hand `mail` to the relay for `recipients`; every one gets an answer. A whole transaction
+        failing answers each of its recipients alike (deferred, or refused for a permanent error)."""
+        groups = by_domain(recipients)
+        results = await asyncio.gather(*(self._deliver_group(mail, domain, group) for domain, group in groups.items()))
+        answers: dict[str, Answer] = {}
+        for part in results:
+            answers.update(part)
+        return answers
+
+    async def _deliver_group(self, mail: Mail, domain: str, recipients: list[str]) -> dict[str, Answer]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.size)
+        gate = self._domains.setdefault(domain, asyncio.Semaphore(self.per_domain))
+        async with gate, self._slots:
+            self.busy[domain] = self.busy.get(domain, 0) + 1
+            transport = self._idle.pop() if self._idle else self._open()
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self.executor, transport.deliver, mail, recipients)
+            except TransientMailError as exc:
+                return {r: Answer(DEFERRED, str(exc)) for r in recipients}
+            except PermanentMailError as exc:
+                return {r: Answer(REFUSED, str(exc)) for r in recipients}
+            finally:
+                self._idle.append(transport)
+                self.busy[domain] -= 1
+                if not self.busy[domain]:
+                    del self.busy[domain]
+
+    def _open(self) -> MailTransport:
+        self.opened += 1
+        return self.factory()
+
+    def close(self) -> None:
+        """Close the idle connections (call when no delivery runs)."""
+        while self._idle:
+            self._idle.pop().close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
