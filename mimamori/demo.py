@@ -152,7 +152,7 @@ def _show(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str]
     import io
 
     for view in ("portal_alerts", "portal_utm_status", "portal_detections_daily", "portal_peer_average_daily"):
-        rows = read_view(store, view, tz=settings.tz.key)  # type: ignore[arg-type]
+        rows = read_view(store, view, tz=settings.tz.key, every_tenant=True)  # type: ignore[arg-type]
         buffer = io.StringIO()
         write_rows([{k: plain(v) for k, v in row.items()} for row in rows[:12]], "table", buffer)
         say(f"\n== {view} ({len(rows)} rows) ==\n{buffer.getvalue().rstrip()}")

@@ -50,6 +50,7 @@ class Outputs:
     status_changes: list[UtmStatusChange] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    signs_of_life: list[tuple[str, str, datetime]] = field(default_factory=list)  # (utm_id, tenant_id, last_seen)
     duplicates: int = 0
     late: int = 0
     ignored: int = 0
@@ -287,6 +288,7 @@ class Detector:
         out.status_changes.extend(result.status_changes)
         out.notices.extend(result.notices)
         out.incidents.extend(result.incidents)
+        out.signs_of_life.extend(result.signs_of_life)
 
 
 def _failure(record: InputRecord, exc: Exception, now: datetime) -> Rejection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-STORE_TABLES = ("events", "alerts", "utm_status", "mails", "tenants", "utms", "notices")
+STORE_TABLES = ("events", "alerts", "utm_status", "utm_last_seen", "mails", "tenants", "utms", "notices")
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,4 +97,6 @@ def output_rows(out: "Outputs") -> dict[str, list[dict[str, Any]]]:
         "events": [event_row(s.event, None if s.signal < 0 else s.signal, s.alert_id) for s in out.events],
         "alerts": [alert_row(alert) for alert in latest.values()],
         "utm_status": [status_row(change) for change in out.status_changes],
+        "utm_last_seen": [{"tenant_id": tenant_id, "utm_id": utm_id, "last_seen": iso(last_seen)}
+                          for utm_id, tenant_id, last_seen in out.signs_of_life],
     }

@@ -26,7 +26,8 @@ def _day(text: str) -> date:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("view", metavar="VIEW", choices=VIEWS, help=f"one of: {', '.join(VIEWS)}")
-    parser.add_argument("--tenant", metavar="T", help="only this tenant's rows (portal views)")
+    parser.add_argument("--tenant", metavar="T",
+                        help="only this tenant's rows (portal views; without it, an operator's listing of every tenant)")
     parser.add_argument("--from", dest="from_day", metavar="D", type=_day, help="first day, YYYY-MM-DD (in MIMAMORI_TZ)")
     parser.add_argument("--to", dest="to_day", metavar="D", type=_day, help="last day, YYYY-MM-DD, inclusive")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -52,6 +53,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run: text starting with a formula character gets a leading
+    apostrophe (numbers are left as they are; `-3` is a number, not a formula)."""
+    text = _cell(value)
+    if not isinstance(value, (int, float)) and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 def write_rows(rows: list[dict[str, Any]], fmt: str, out: Any) -> None:
     if fmt == "json":
         for row in rows:
@@ -63,9 +76,9 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, out: Any) -> None:
         return
     names = list(rows[0])
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows([_cell(row[n]) for n in names] for row in rows)
+        writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a CR or LF inside a cell is then quoted
+        writer.writerow([csv_cell(n) for n in names])
+        writer.writerows([csv_cell(row[n]) for n in names] for row in rows)
         return
     cells = [[_cell(row[n]) for n in names] for row in rows]
     widths = [max(len(n), *(len(c[i]) for c in cells)) for i, n in enumerate(names)]
@@ -75,13 +88,15 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, out: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.tenant and args.view not in TENANT_VIEWS:
+    if args.tenant is not None and args.view not in TENANT_VIEWS:
         args._parser.error(f"{args.view} has no tenant column; drop --tenant")
+    if args.tenant is not None and not args.tenant.strip():
+        args._parser.error("--tenant is empty; give a tenant id (omit --tenant to list every tenant)")
     try:
         store = open_store(args.store or settings.clickhouse)
         try:
             rows = read_view(store, args.view, tz=settings.tz.key, tenant=args.tenant,
-                             from_day=args.from_day, to_day=args.to_day)
+                             every_tenant=args.tenant is None, from_day=args.from_day, to_day=args.to_day)
         finally:
             store.close()
     except StoreError as exc:

@@ -63,6 +63,7 @@ class UtmMonitor:
         self._online = SilenceSchedule()
         self._quiet = SilenceSchedule()
         self._offline: dict[str, None] = {}
+        self._lived: dict[str, None] = {}  # UTMs with a sign of life since the last check
         self.last_daily_check: date | None = self._last_daily_day_before(started_at)
         self.mass_outage_since: datetime | None = None
 
@@ -100,6 +101,7 @@ class UtmMonitor:
     def sign_of_life(self, utm_id: str, tenant_id: str, now: datetime) -> MonitorResult:
         """A heartbeat or an accepted event, `now` being when it arrived."""
         result = MonitorResult()
+        self._lived[utm_id] = None
         state = self._utms.get(utm_id)
         if state is None:
             state = self._utms[utm_id] = UtmState(tenant_id, ONLINE, now, second=second_of(now))
@@ -129,6 +131,10 @@ class UtmMonitor:
         """Run once a minute: the mass-outage guard, timeouts, the daily reminder."""
         result = MonitorResult()
         day = now.astimezone(self.tz).date()
+        # each UTM's last sign of life, once per check, for the portal's last_seen
+        result.signs_of_life = [(utm_id, state.tenant_id, state.last_seen) for utm_id in self._lived
+                                if (state := self._utms.get(utm_id)) is not None]
+        self._lived = {}
         self._take_quiet(now)
         # a maintenance window (and one timeout after it) is our own pause: no silence is judged a
         # stop, and no mass outage starts (one already declared may end)
@@ -158,6 +164,7 @@ class UtmMonitor:
     def forget(self, utm_id: str) -> None:
         """The UTM left the registry, or it or its tenant became inactive."""
         state = self._utms.pop(utm_id, None)
+        self._lived.pop(utm_id, None)
         if state is None:
             return
         if state.status == ONLINE:

@@ -61,6 +61,7 @@ class MonitorResult:
     status_changes: list[UtmStatusChange] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    signs_of_life: list[tuple[str, str, datetime]] = field(default_factory=list)  # (utm_id, tenant_id, last_seen)
 
     @property
     def mails(self) -> list[Notice]:
@@ -70,3 +71,4 @@ class MonitorResult:
         self.status_changes.extend(other.status_changes)
         self.notices.extend(other.notices)
         self.incidents.extend(other.incidents)
+        self.signs_of_life.extend(other.signs_of_life)

@@ -55,7 +55,7 @@ def detections_chart(report: MonthlyReport, locale: str) -> bytes:
         values = [report.detections_by_day[d][kind] for d in days]
         axes.bar(days, values, bottom=bottom, color=COLORS[kind], width=0.8, label=labels["types"][kind])
         bottom = [b + v for b, v in zip(bottom, values)]
-    peers = [sum(report.peer_by_day[d].values()) for d in days]
+    peers = [sum(report.peer_by_day[d].values()) if d in report.peer_by_day else float("nan") for d in days]
     axes.plot(days, peers, color="#2c3e50", linewidth=1.6, marker="o", markersize=2.5, label=labels["peer"])
     axes.set_title(labels["detections_title"], fontproperties=font)
     axes.set_ylabel(labels["detections_axis"], fontproperties=font)

@@ -85,7 +85,7 @@ def _context(report: MonthlyReport, locale: str, now: datetime, tz: ZoneInfo, ci
         "quiet": report.quiet, "headline": _headline(report, locale),
         "detections": report.detections, "blocked": report.blocked,
         "types": [{"label": LABELS[locale]["types"][t], "count": report.by_type[t]} for t in THREAT_TYPES],
-        "peer_total": f"{report.peer_detections:.1f}",
+        "peer_total": f"{report.peer_detections:.1f}" if report.peer_by_day else "-",
         "busiest": [{"day": f"{d.month}/{d.day}", "count": n} for n, d in totals[:BUSIEST_DAYS] if n],
         "categories": [{"label": labels.get(c) or one_line(c, 60), "count": n} for c, n in report.top_categories],
         "alert_count": report.alert_count, "grades": report.alerts_by_grade, "statuses": report.alerts_by_status,

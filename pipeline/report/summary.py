@@ -47,7 +47,7 @@ class SevereAlert:
 class MonthlyReport:
     data: MonthData
     detections_by_day: dict[date, dict[str, int]]
-    peer_by_day: dict[date, dict[str, float]]
+    peer_by_day: dict[date, dict[str, float]]  # only days with a peer average (5 tenants or more)
     detections: int
     blocked: int
     by_type: dict[str, int]
@@ -105,10 +105,11 @@ def summarize(data: MonthData) -> MonthlyReport:
             by_day[row["day"]][row["type"]] += int(row["detections"])
             by_type[row["type"]] += int(row["detections"])
             blocked += int(row["detections"]) if row["action"] in BLOCKING_ACTIONS else 0
-    peers: dict[date, dict[str, float]] = {d: {t: 0.0 for t in THREAT_TYPES} for d in data.days}
+    # only the days the view gives a peer average for (none below 5 tenants in service)
+    peers: dict[date, dict[str, float]] = {}
     for row in data.peers:
         if row["day"] in days and row["type"] in THREAT_TYPES:
-            peers[row["day"]][row["type"]] = float(row["avg_detections"])
+            peers.setdefault(row["day"], {t: 0.0 for t in THREAT_TYPES})[row["type"]] = float(row["avg_detections"])
     grades = Counter(int(a["grade"]) for a in data.alerts)
     statuses = Counter(str(a["status"]) for a in data.alerts)
     today = data.as_of.astimezone(data.tz).date()

@@ -16,12 +16,24 @@ TENANT_VIEWS = frozenset(v for v in VIEWS if v not in ("portal_peer_average_dail
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 6, 6)
 
 
-def read_view(store: Store, view: str, *, tz: str, tenant: str | None = None,
+class TenantRequired(ValueError):
+    """A tenant view was asked for without a tenant (or with an empty one): never every tenant."""
+
+
+def read_view(store: Store, view: str, *, tz: str, tenant: str | None = None, every_tenant: bool = False,
               from_day: date | None = None, to_day: date | None = None) -> list[dict[str, Any]]:
-    """Rows of one view, optionally one tenant's and days from..to inclusive (days in `tz`)."""
+    """Rows of one view, days from..to inclusive (days in `tz`). A tenant view gives one tenant's
+    rows; every tenant's only when the caller says so with `every_tenant` (operators' tools, never
+    the portal). An empty tenant id is refused: it must never read as "no filter"."""
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; one of {', '.join(VIEWS)}")
-    if tenant and view not in TENANT_VIEWS:
-        raise ValueError(f"{view} has no tenant column")
-    params = {"tenant": tenant or "", "from": from_day or FIRST_DAY, "to": to_day or LAST_DAY, "tz": tz}
+    if view not in TENANT_VIEWS:
+        if tenant is not None:
+            raise ValueError(f"{view} has no tenant column")
+    elif tenant is not None and not tenant.strip():
+        raise TenantRequired(f"{view}: empty or blank tenant id {tenant!r}; give a tenant id")
+    elif tenant is None and not every_tenant:
+        raise TenantRequired(f"{view} is read one tenant at a time: give a tenant id")
+    params = {"tenant": tenant or "", "every_tenant": int(tenant is None and every_tenant),
+              "from": from_day or FIRST_DAY, "to": to_day or LAST_DAY, "tz": tz}
     return store.query(query_sql(f"view_{view}"), params)

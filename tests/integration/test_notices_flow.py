@@ -155,7 +155,7 @@ def test_a_planned_notice_reaches_each_tenants_admins_once_through_a_kill_then_a
     worker.stop()  # the embedded store belongs to one process
     store = open_store(worker.store_url)
     try:
-        rows = read_view(store, "portal_notices", tz="Asia/Tokyo")
+        rows = read_view(store, "portal_notices", tz="Asia/Tokyo", every_tenant=True)
     finally:
         store.close()
     assert sorted(r["tenant_id"] for r in rows) == ACTIVE

@@ -4,6 +4,8 @@
 `tb` (en): a quiet month: a few blocked phishing URLs, no alert, its UTM always online.
 `tc` (ja): service from the 16th; its UTM first seen on the 16th at 09:00.
 `td`: inactive (counts in no peer average, gets no report).
+`te`, `tf`, `tg`: quiet peers in the registry mirror only (no report here): a peer average needs 5
+tenants in service on a day (ta, tb and these three; tc from the 16th).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ TENANTS = {
     "tc": Tenant("tc", "合同会社ちどり", ("admin@chidori.example",), "ja", service_start=day(16)),
     "td": Tenant("td", "Dormant KK", ("x@dormant.example",), "ja", service_start=LONG_AGO, active=False),
 }
+PEERS = [Tenant(t, f"Peer {t}", (f"it@{t}.example",), "ja", service_start=LONG_AGO) for t in ("te", "tf", "tg")]
 UTMS = [Utm("ua1", "ta"), Utm("ua2", "ta"), Utm("ub1", "tb"), Utm("uc1", "tc"), Utm("ud1", "td")]
 
 
@@ -99,7 +102,7 @@ STATUS = [
 
 def build_report_store(store: Store) -> None:
     apply_migrations(store, str(TZ), NOW)
-    store.insert("tenants", [tenant_row(t, NOW) for t in TENANTS.values()])
+    store.insert("tenants", [tenant_row(t, NOW) for t in [*TENANTS.values(), *PEERS]])
     store.insert("utms", [utm_row(u, NOW) for u in UTMS])
     events = _events()
     half = len(events) // 2

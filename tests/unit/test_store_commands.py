@@ -85,6 +85,27 @@ def test_query_refuses_an_unknown_view_and_a_tenant_on_an_analyst_view(url: str,
     assert len(errors) == 3 and all(e.startswith("mimamori query") for e in errors)
 
 
+def test_query_refuses_an_empty_tenant_and_never_lists_every_tenant_for_it(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for empty in ("", " "):
+        assert main(["query", "portal_alerts", "--tenant", empty, "--store", url]) == 2
+        err = capsys.readouterr()
+        assert "--tenant is empty" in err.err and err.out == ""
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    import csv
+    import io
+
+    from mimamori.commands.query import write_rows
+
+    out = io.StringIO()
+    write_rows([{"title": '=HYPERLINK("http://evil.example","x")', "plus": "+1+1", "minus": "-2+3", "at": "@SUM(A1)",
+                 "tab": "\t=1", "cr": "\r=1", "count": -3, "ratio": -0.5, "plain": "ok"}], "csv", out)
+    row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert row == {"title": '\'=HYPERLINK("http://evil.example","x")', "plus": "'+1+1", "minus": "'-2+3",
+                   "at": "'@SUM(A1)", "tab": "'\t=1", "cr": "'\r=1", "count": "-3", "ratio": "-0.5", "plain": "ok"}
+
+
 def test_purge_tenant_leaves_no_row_of_it_and_keeps_the_others(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     before = _rows_of(url, "t1")
     assert before["events"] == 4 and before["detections_daily"] == 1 and before["mails"] == 1

@@ -113,10 +113,16 @@ def test_portal_notices_show_each_tenant_the_latest_version_of_the_notices_conce
     later = NOW + timedelta(seconds=1)
     empty_store.insert("notices", [notice_row(cancellation_of(everyone, "mnt-1", later), later),
                                    notice_removed_row("f-1", later)])
-    rows = read_view(empty_store, "portal_notices", tz=TZ)
+    rows = read_view(empty_store, "portal_notices", tz=TZ, every_tenant=True)
     seen = {(r["tenant_id"], r["notice_id"]): r for r in rows}
-    # t3 is inactive; t4's contract ended but it is active, so its portal still shows the notices for all
-    assert set(seen) == {("t1", "mnt-1"), ("t2", "mnt-1"), ("t4", "mnt-1"), ("t2", "fw-1"), ("t1", "m-100")}
+    # t3 is inactive; t4 is active but its contract ended (30 November) before the notices were
+    # published: the mails skip it, so does the portal (issue 23)
+    assert set(seen) == {("t1", "mnt-1"), ("t2", "mnt-1"), ("t2", "fw-1"), ("t1", "m-100")}
+    from pipeline.notices.audience import concerned_tenants
+
+    mailed = {(t.tenant_id, n.notice_id) for n in (everyone, firmware, by_model)
+              for t in concerned_tenants(n.audience, registry(), PUBLISHED.astimezone(ZoneInfo(TZ)).date())}
+    assert set(seen) == mailed
     assert seen[("t1", "mnt-1")]["version"] == 2 and seen[("t1", "mnt-1")]["cancelled"] == 1
     assert seen[("t1", "mnt-1")]["title"] == "基盤の更新" and seen[("t2", "mnt-1")]["title"] == "Platform upgrade"
     assert seen[("t2", "fw-1")]["kind"] == "firmware" and seen[("t2", "fw-1")]["cancelled"] == 0
@@ -225,7 +231,7 @@ def test_portal_alerts_show_the_latest_version(views_store: Store) -> None:
 
 
 def test_portal_utm_status_latest_change_and_never_seen(views_store: Store) -> None:
-    rows = {r["utm_id"]: r for r in read_view(views_store, "portal_utm_status", tz=TZ)}
+    rows = {r["utm_id"]: r for r in read_view(views_store, "portal_utm_status", tz=TZ, every_tenant=True)}
     assert rows["u1"]["status"] == "online" and rows["u1"]["offline_since"] is None
     assert rows["u2"]["status"] == "offline" and rows["u2"]["offline_since"].startswith(local(DAY, 3).strftime("%Y-%m-%d %H"))
     assert rows["u3"]["status"] == "never_seen" and rows["u3"]["last_seen"] is None
