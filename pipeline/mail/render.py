@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from pipeline.mail.text import defang, defang_links, one_line, paragraph
+from pipeline.mail.text import defang, event_text, one_line, paragraph
 from pipeline.models import GRADE_STARS, Alert, Event, Mail, Tenant, Verdict, iso
 from pipeline.resources import TEMPLATES
 
@@ -83,10 +83,10 @@ def _evidence(alert: Alert, events: list[Event]) -> dict[str, Any]:
         raw = {name: [getattr(e, name) for e in ordered] for name in ("url", "domain", "file_name", "signature")}
     else:
         raw = {name: alert.evidence.get(name, []) for name in ("url", "domain", "file_name", "signature")}
-    urls, more_urls = _distinct(raw["url"], lambda v: defang(one_line(v, 500)))
-    domains, more_domains = _distinct(raw["domain"], lambda v: defang(one_line(v, 300)))
-    files, more_files = _distinct(raw["file_name"], lambda v: defang(one_line(v, 300)))
-    signatures, more_signatures = _distinct(raw["signature"], lambda v: defang_links(one_line(v, 300)))
+    urls, more_urls = _distinct(raw["url"], lambda v: defang(event_text(v, 500)))
+    domains, more_domains = _distinct(raw["domain"], lambda v: defang(event_text(v, 300)))
+    files, more_files = _distinct(raw["file_name"], lambda v: event_text(v, 300))
+    signatures, more_signatures = _distinct(raw["signature"], lambda v: event_text(v, 300))
     return {
         "urls": urls, "domains": domains, "file_names": files, "signatures": signatures,
         "more": more_urls + more_domains + more_files + more_signatures,
@@ -96,9 +96,9 @@ def _evidence(alert: Alert, events: list[Event]) -> dict[str, Any]:
 def _alert_view(alert: Alert, events: list[Event], when: _Clock) -> dict[str, Any]:
     return {
         "alert_id": one_line(alert.alert_id), "grade": alert.grade, "stars": stars(alert.grade),
-        "title": defang_links(one_line(alert.title)), "utm_id": one_line(alert.utm_id),
+        "title": event_text(alert.title), "utm_id": one_line(alert.utm_id),
         "host_ip": one_line(alert.host_ip) or "-", "host_mac": one_line(alert.host_mac) or "-",
-        "categories": ", ".join(one_line(c, 40) for c in alert.categories) or "-",
+        "categories": ", ".join(event_text(c, 40) for c in alert.categories) or "-",
         "first_seen": when(alert.first_seen), "last_seen": when(alert.last_seen),
         "event_count": alert.event_count, "status": alert.status,
         "insurance_until": when(alert.insurance_eligible_until) if alert.insurance_eligible_until else None,

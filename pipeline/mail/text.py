@@ -8,6 +8,10 @@ _SCHEME = re.compile(r"(?i)\b(?:(http)(s?)|(ftp))://")
 _LONE_DOT = re.compile(r"(?<!\[)\.(?!\])")
 _LINKISH = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.\-]*://\S+|www\.\S+)")
 _SPACES = re.compile(r"[ \t]+")
+# a host name (labels joined by dots, ending in a label of letters: `evil.example`, `a.b.co.jp`,
+# `invoice.pdf.exe`) or an IPv4 address, not already defanged
+_HOSTISH = re.compile(r"(?<![\w\[.-])(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:[^\W\d_]{2,}|xn--[\w-]+)(?![\w-])"
+                      r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
 
 
 def defang(text: str) -> str:
@@ -39,6 +43,16 @@ def paragraph(text: str | None, limit: int = 4000) -> str:
     return joined if len(joined) <= limit else joined[: limit - 1] + "…"
 
 
+def event_text(text: str | None, limit: int = 200) -> str:
+    """Every text that comes from events (URLs, domains, file names, categories, signatures, and
+    the titles made of them) as mails, reports and portal pages show it: one line, at most `limit`
+    characters, every URL, host name and IPv4 address in it defanged
+    (`see https://evil.example/fix` -> `see hxxps://evil[.]example/fix`). Idempotent."""
+    return defang_links(one_line(text, limit))
+
+
 def defang_links(text: str) -> str:
-    """Defang only what looks like a link inside free text (a signature name stays readable)."""
-    return _LINKISH.sub(lambda m: defang(m.group(0)), text)
+    """Defang what looks like a link, a host name or an IPv4 address inside free text; the rest
+    stays readable."""
+    text = _LINKISH.sub(lambda m: defang(m.group(0)), text)
+    return _HOSTISH.sub(lambda m: _LONE_DOT.sub("[.]", m.group(0)), text)

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.mail.render import compose, local_time, locale_of, message_id_for, render_template
-from pipeline.mail.text import defang_links, one_line
+from pipeline.mail.text import event_text, one_line
 from pipeline.models import THREAT_TYPES, Mail, Tenant
 from pipeline.report.charts import LABELS, availability_chart, detections_chart
 from pipeline.report.summary import MonthlyReport
@@ -87,9 +87,9 @@ def _context(report: MonthlyReport, locale: str, now: datetime, tz: ZoneInfo, ci
         "types": [{"label": LABELS[locale]["types"][t], "count": report.by_type[t]} for t in THREAT_TYPES],
         "peer_total": f"{report.peer_detections:.1f}" if report.peer_by_day else "-",
         "busiest": [{"day": f"{d.month}/{d.day}", "count": n} for n, d in totals[:BUSIEST_DAYS] if n],
-        "categories": [{"label": labels.get(c) or one_line(c, 60), "count": n} for c, n in report.top_categories],
+        "categories": [{"label": labels.get(c) or event_text(c, 60), "count": n} for c, n in report.top_categories],
         "alert_count": report.alert_count, "grades": report.alerts_by_grade, "statuses": report.alerts_by_status,
-        "severe": [{"title": defang_links(one_line(a.title)), "first_seen": when(a.first_seen),
+        "severe": [{"title": event_text(a.title), "first_seen": when(a.first_seen),
                     "utm_id": one_line(a.utm_id, 100), "host_ip": one_line(a.host_ip) or "-",
                     "claim_open": a.claim_open, "insurance_until": when(a.insurance_until)} for a in report.severe],
         "utms": [{"utm_id": one_line(u.utm_id, 100),

@@ -225,3 +225,36 @@ def test_regrade(locale: str, scan: str) -> None:
     assert "★★☆" in body and "★★★" in body and scan in body and "2024-05-31" in body
     with pytest.raises(ValueError):
         render_verdict_mail("alert", tenant(locale), regraded, Verdict("a2", 3, "", T0), T0, TOKYO)
+
+
+# --- one function for every text from events (issue 20) ---------------------------------------------
+
+def test_event_text_defangs_every_url_host_and_address_and_keeps_the_rest_readable() -> None:
+    from pipeline.mail.text import event_text
+
+    cases = {
+        "https://evil.example/fix": "hxxps://evil[.]example/fix",
+        "Call https://evil.example/fix now": "Call hxxps://evil[.]example/fix now",
+        "evil.example": "evil[.]example",
+        "invoice.pdf.exe": "invoice[.]pdf[.]exe",
+        "ET MALWARE beacon to 198.51.100.7": "ET MALWARE beacon to 198[.]51[.]100[.]7",
+        "例え.テスト": "例え[.]テスト",
+        "ransomware": "ransomware",
+        "Firmware v2.0, e.g. CVE-2024.1234": "Firmware v2.0, e.g. CVE-2024.1234",
+    }
+    for raw, shown in cases.items():
+        assert event_text(raw) == shown
+        assert event_text(shown) == shown  # applying it twice changes nothing
+    assert event_text("a\r\nBcc: x@evil.example", 10) == "a Bcc: x@…"
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_categories_and_titles_from_events_are_defanged_in_both_parts(locale: str) -> None:
+    crafted = Alert(**{**{f: getattr(alert("a1", 3), f) for f in Alert.__slots__},
+                       "title": "Fix at https://evil.example/fix", "categories": ("https://evil.example/fix", "c2")})
+    message = parse(render_alert_mail(tenant(locale), [crafted], {}, T0, TOKYO).raw)
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    for part in (text_of(message), html_part.get_content()):
+        assert "hxxps://evil[.]example/fix" in part
+        assert "evil.example" not in part and "https://evil" not in part

@@ -204,3 +204,20 @@ def test_the_store_says_which_reports_were_delivered(store: Store) -> None:
     assert delivered_reports(store, ids, DUE - timedelta(days=1)) == {"tb"}
     assert delivered_reports(store, {"ta": ids["ta"]}, DUE - timedelta(days=1)) == set()
     assert delivered_reports(store, ids, DUE + timedelta(days=1)) == set()
+
+
+def test_text_from_events_is_defanged_in_the_text_and_html_parts(store: Store) -> None:
+    """A threat category and an alert title carrying a link (issue 20: both reached the report live)."""
+    from pipeline.report.summary import SevereAlert
+
+    report = report_of(store, "ta")
+    crafted = replace(report, top_categories=(("https://evil.example/fix", 3), ("malware", 1)),
+                      severe=(SevereAlert("a-x", "Call https://evil.example/fix", "ua1", "192.0.2.10", local(3, 10),
+                                          "open", None, False),))
+    rendered = render_report(crafted, DUE, TZ)
+    message = parsed(rendered)
+    parts = [rendered.text, rendered.html, message.get_body(("plain",)).get_content(),
+             message.get_body(("html",)).get_content()]
+    for part in parts:
+        assert "hxxps://evil[.]example/fix" in part
+        assert "evil.example" not in part and "https://evil" not in part
