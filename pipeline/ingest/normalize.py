@@ -66,3 +66,37 @@ def build_heartbeat(data: dict[str, Any], ts: datetime) -> Heartbeat:
         utm_id=data["utm_id"], ts=ts, firmware=data.get("firmware"),
         signatures_version=data.get("signatures_version"), uptime_s=_int_or_none(data.get("uptime_s")),
     )
+
+
+def struct_addresses(raw: Any) -> tuple[str, str, str | None, str | None] | None:
+    """Canonical (src_ip, dst_ip, src_mac, dst_mac) of a decoded struct (pipeline.ingest.typed);
+    None when one is not an address (the schema path names which)."""
+    src_ip, dst_ip = canonical_ip(raw.src_ip), canonical_ip(raw.dst_ip)
+    if src_ip is None or dst_ip is None:
+        return None
+    src_mac = dst_mac = None
+    if raw.src_mac is not None and (src_mac := canonical_mac(raw.src_mac)) is None:
+        return None
+    if raw.dst_mac is not None and (dst_mac := canonical_mac(raw.dst_mac)) is None:
+        return None
+    return src_ip, dst_ip, src_mac, dst_mac
+
+
+def event_from_struct(raw: Any, data: dict[str, Any], addresses: tuple[str, str, str | None, str | None],
+                      ts: datetime, tenant_id: str, received_at: datetime) -> Event:
+    """`build_event` from a decoded struct; `data` is the decoded dict when it had unknown fields."""
+    src_ip, dst_ip, src_mac, dst_mac = addresses
+    return Event(
+        event_id=raw.event_id, utm_id=raw.utm_id, tenant_id=tenant_id, ts=ts, type=raw.type, action=raw.action,
+        direction=raw.direction, src_ip=src_ip, dst_ip=dst_ip, received_at=received_at, src_mac=src_mac,
+        dst_mac=dst_mac, src_port=raw.src_port, dst_port=raw.dst_port, proto=raw.proto, src_zone=raw.src_zone,
+        dst_zone=raw.dst_zone, signature_id=raw.signature_id, signature=raw.signature,
+        threat_category=raw.threat_category, vendor_severity=raw.vendor_severity, url=raw.url, domain=raw.domain,
+        file_name=raw.file_name, file_sha256=raw.file_sha256, app_name=raw.app_name, web_category=raw.web_category,
+        extra={k: v for k, v in data.items() if k not in _WIRE_ONLY} if data else {},
+    )
+
+
+def heartbeat_from_struct(raw: Any, ts: datetime) -> Heartbeat:
+    return Heartbeat(utm_id=raw.utm_id, ts=ts, firmware=raw.firmware, signatures_version=raw.signatures_version,
+                     uptime_s=raw.uptime_s)
