@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import fastjsonschema
 
+from pipeline.addresses import is_plain_address
 from pipeline.ingest.schemas import SCHEMA_BASE, load_schema
 
 _DEEP = {"properties", "items", "$ref", "allOf", "$defs", "$id", "$schema", "unevaluatedProperties",
@@ -39,7 +40,7 @@ def _is_date(value: str) -> bool:
 
 FORMATS: dict[str, Callable[[str], bool]] = {
     "date": _is_date,
-    "email": lambda value: "@" in value,
+    "email": is_plain_address,
     "date-time": lambda value: True,
 }
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from pipeline.addresses import is_plain_address
 from pipeline.mail.text import defang, event_text, one_line, paragraph
 from pipeline.models import GRADE_STARS, Alert, Event, Mail, Tenant, Verdict, iso
 from pipeline.resources import TEMPLATES
@@ -114,7 +115,9 @@ def _compose(
     """`recipients` default to the tenant's alert addresses (`notify_emails`); `images` (Content-ID -> PNG)
     go with the HTML part."""
     addresses = tenant.notify_emails if recipients is None else recipients
-    to = tuple(one_line(address, 254) for address in addresses[:MAX_RECIPIENTS])
+    # only plain `local@domain` addresses: a display name or a control character could redirect
+    # the mail (`Boss<attacker@evil.example>`), whatever let the record in
+    to = tuple(address for address in addresses if is_plain_address(address))[:MAX_RECIPIENTS]
     ascii_only = all(address.isascii() for address in (*to, sender))
     message = EmailMessage(policy=SMTP if ascii_only else SMTPUTF8)
     subject = one_line(subject, 250)

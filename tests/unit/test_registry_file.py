@@ -89,3 +89,42 @@ def test_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{", encoding="utf-8")
     with pytest.raises(RegistryFileError, match="not JSON"):
         load_registry_file(tmp_path / "bad.json")
+
+
+# --- strict addresses (issue 20; CONTRACT.md: a plain local@domain) -----------------------------------
+
+NOT_PLAIN = ["Boss<attacker@evil.example>", "Boss <attacker@evil.example>", "a@b.c\u0000x", "a@b.example\n",
+             "a@b.example (comment)", "a@b.example, c@d.example", "x y@b.example", '"x"@b.example', "a@b",
+             "a@b.example\u202e", "a\u200b@b.example", "<a@b.example>"]
+
+
+@pytest.mark.parametrize("address", NOT_PLAIN)
+@pytest.mark.parametrize("field", ["notify_emails", "admin_emails"])
+def test_an_address_that_is_not_a_plain_local_at_domain_is_refused(tmp_path: Path, field: str, address: str) -> None:
+    data = good_file()
+    data["tenants"][0][field] = [address]
+    problems = problems_of(tmp_path, data)
+    assert problems and any(field in p for p in problems), problems
+
+
+def test_plain_addresses_pass_and_the_schemas_carry_the_same_pattern() -> None:
+    from pipeline.addresses import PATTERN, is_plain_address
+    from pipeline.ingest.schemas import load_schema
+
+    for address in ("a@b.example", "first.last+tag@sub.example.co.jp", "山田@例え.jp"):
+        assert is_plain_address(address)
+    assert not any(is_plain_address(a) for a in NOT_PLAIN)
+    tenant = load_schema("tenant.json")["properties"]
+    assert tenant["notify_emails"]["items"]["pattern"] == tenant["admin_emails"]["items"]["pattern"] == PATTERN
+    assert load_schema("mail.json")["properties"]["to"]["items"]["pattern"] == PATTERN
+
+
+def test_a_mail_never_goes_to_an_address_that_is_not_plain() -> None:
+    from pipeline.mail.render import render_utm_mail
+    from zoneinfo import ZoneInfo
+
+    tenant = Tenant("t-1", "Alpha", ("Boss<attacker@evil.example>", "a@b.c\u0000x", "it@alpha.example"))
+    mail = render_utm_mail("utm-down", tenant, "utm-1", None, datetime(2026, 12, 1, tzinfo=timezone.utc),
+                           ZoneInfo("Asia/Tokyo"))
+    assert mail.to == ("it@alpha.example",)
+    assert "evil.example" not in mail.raw.split("\n\n")[0] and "a@b.c" not in mail.raw
