@@ -1,10 +1,16 @@
 """Correlation and grading: per host, signals gather into alerts (CONTRACT.md, "Default grading policy").
 
-Live state is kept per UTM, and each UTM's state is one small JSON-ready value (`state_for` /
-`load_state`): its watermark and the alerts that may still take events. Once no in-time event can
-join an alert any more, `expire` moves it to `finished` (alert_id -> alert record), an injectable
-mapping kept `retention` long so that verdicts still find it; the worker may pass a table there.
-All times are event times except `now`, which stamps `updated_at` and drives that retention.
+Live state is kept per UTM: its watermark and the alerts that may still take events. A driver
+saves it as bounded records: one small head per UTM (`head_for` / `load_state`) and one record per
+live alert (`drain_alerts` / `load_alert`), because a UTM may have any number of hosts with alerts
+(one UTM with 150 infected hosts was a 1 MB record, over the broker's limit). Each alert keeps
+bounded evidence: a few values per field, at most `MAX_CATEGORIES` categories and
+`MAX_CAUTION_SIGNATURES` signature ids (enough to tell "three or more"), so one alert's record
+stays below ~100 KB whatever its events carry. `state_for` / `snapshot` give a UTM's whole state
+in one value, for tests and benchmarks. Once no in-time event can join an alert any more,
+`expire` moves it to `finished` (alert_id -> alert record), an injectable mapping kept
+`retention` long so that verdicts still find it; the worker may pass a table there. All times are
+event times except `now`, which stamps `updated_at` and drives that retention.
 """
 from __future__ import annotations
 
@@ -27,6 +33,14 @@ REGRADE = "regrade"
 EVIDENCE_FIELDS = ("signature", "url", "domain", "file_name")
 EVIDENCE_PER_FIELD = 5
 EVIDENCE_MAX_CHARS = 500
+MAX_CATEGORIES = 16
+"""Categories kept per alert (signal categories may be any `threat_category` string)."""
+MAX_CATEGORY_CHARS = 100
+MAX_CAUTION_SIGNATURES = 64
+"""Caution signature ids kept per alert: the grade needs only "three or more different"; past 64,
+an id not among those kept counts as new (it can only matter after a verdict lowered the grade of
+an alert that has shown 64 different signatures)."""
+SIGNATURE_ID_CHARS = 64
 RECOMMENDED_ACTION = {3: "full_scan", 2: "full_scan", 1: "caution", 0: "wait_investigation"}
 
 
@@ -56,6 +70,21 @@ def with_evidence(evidence: dict[str, list[str]], event: Event) -> dict[str, lis
     return merged
 
 
+def with_category(categories: tuple[str, ...], category: str) -> tuple[str, ...]:
+    """The alert's categories with this one added (sorted), at most MAX_CATEGORIES of them."""
+    category = category[:MAX_CATEGORY_CHARS]
+    if category in categories or len(categories) >= MAX_CATEGORIES:
+        return categories
+    return tuple(sorted((*categories, category)))
+
+
+def signature_token(signature_id: str) -> str:
+    """A signature id as kept: itself, or a digest of it when it is long."""
+    if len(signature_id) <= SIGNATURE_ID_CHARS:
+        return signature_id
+    return "#" + hashlib.blake2b(signature_id.encode(), digest_size=16).hexdigest()
+
+
 def make_alert_id(tenant_id: str, utm_id: str, host: str, opening_event_id: str) -> str:
     identity = "|".join((tenant_id, utm_id, host, opening_event_id)).encode()
     return "al-" + hashlib.blake2b(identity, digest_size=10).hexdigest()
@@ -74,18 +103,20 @@ class _Tracked:
     alert: Alert
     host: str
     caution_signatures: set[str] = field(default_factory=set)
+    seq: int = 0
+    """Opening order among its UTM's alerts (joinable alerts are tried newest first)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "alert": self.alert.to_record(), "host": self.host,
-            "caution_signatures": sorted(self.caution_signatures),
+            "caution_signatures": sorted(self.caution_signatures), "seq": self.seq,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "_Tracked":
+    def from_json(cls, data: dict[str, Any], seq: int = 0) -> "_Tracked":
         return cls(
             alert=Alert.from_record(data["alert"]), host=data["host"],
-            caution_signatures=set(data["caution_signatures"]),
+            caution_signatures=set(data["caution_signatures"]), seq=int(data.get("seq", seq)),
         )
 
 
@@ -95,22 +126,39 @@ class _UtmState:
     alerts: dict[str, _Tracked] = field(default_factory=dict)
     # host -> ids of its alerts that may still take events, oldest first
     joinable: dict[str, list[str]] = field(default_factory=dict)
+    opened: int = 0
+    """Alerts opened so far (the next one's `seq`)."""
+
+    def head(self) -> dict[str, Any]:
+        return {"watermark": iso(self.watermark), "opened": self.opened}
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "watermark": iso(self.watermark),
+            **self.head(),
             "alerts": [t.to_json() for t in self.alerts.values()],
             "joinable": {host: list(ids) for host, ids in self.joinable.items()},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "_UtmState":
-        tracked = [_Tracked.from_json(item) for item in data.get("alerts", [])]
+        """A head, or a whole state (`to_json`; also the single record saved before alerts were
+        saved one by one)."""
+        tracked = [_Tracked.from_json(item, seq) for seq, item in enumerate(data.get("alerts", []))]
         return cls(
             watermark=parse_time(data["watermark"]) if data.get("watermark") else None,
             alerts={t.alert.alert_id: t for t in tracked},
             joinable={host: list(ids) for host, ids in data.get("joinable", {}).items()},
+            opened=max([int(data.get("opened", 0)), *(t.seq + 1 for t in tracked)]),
         )
+
+    def add(self, tracked: _Tracked) -> None:
+        """Index an alert loaded on its own, keeping each host's alerts in opening order."""
+        self.alerts[tracked.alert.alert_id] = tracked
+        ids = [i for i in self.joinable.get(tracked.host, []) if i != tracked.alert.alert_id]
+        ids.append(tracked.alert.alert_id)
+        ids.sort(key=lambda i: self.alerts[i].seq)
+        self.joinable[tracked.host] = ids
+        self.opened = max(self.opened, tracked.seq + 1)
 
 
 class Correlator:
@@ -131,6 +179,7 @@ class Correlator:
         self._finished_by_day: defaultdict[int, list[str]] = defaultdict(list)
         self._utms: dict[str, _UtmState] = {}
         self._utm_of_alert: dict[str, str] = {}
+        self._changed: dict[str, str] = {}  # alert_id -> utm_id of live alerts changed since drain_alerts
         self.late_events = 0
         self.ignored_verdicts = 0
         self.rebuild_index()
@@ -194,10 +243,13 @@ class Correlator:
     @staticmethod
     def _contribution(caution_signatures: set[str], event: Event, signal: Signal) -> int:
         """The grade this event argues for; records a new signature of a caution signal."""
-        if signal.level == 1 and event.signature_id and event.signature_id not in caution_signatures:
-            caution_signatures.add(event.signature_id)
-            if len(caution_signatures) >= RAISE_SIGNATURES:
-                return 2
+        if signal.level == 1 and event.signature_id:
+            token = signature_token(event.signature_id)
+            if token not in caution_signatures:
+                if len(caution_signatures) < MAX_CAUTION_SIGNATURES:
+                    caution_signatures.add(token)
+                if len(caution_signatures) >= RAISE_SIGNATURES:
+                    return 2
         return signal.level
 
     def _insurance(self, tenant_id: str, utm_id: str, at: datetime) -> Any:
@@ -215,14 +267,17 @@ class Correlator:
         alert = Alert(
             alert_id=alert_id, tenant_id=event.tenant_id, utm_id=event.utm_id, host_ip=ip, host_mac=mac,
             grade=grade, rule=signal.rule, title=signal.title, first_seen=event.ts, last_seen=event.ts,
-            event_count=1, categories=(signal.category,), recommended_action=recommended_action(grade, status),
+            event_count=1, categories=with_category((), signal.category),
+            recommended_action=recommended_action(grade, status),
             status=status,
             insurance_eligible_until=self._insurance(event.tenant_id, event.utm_id, event.ts) if grade == 3 else None,
             version=1, updated_at=now, evidence=with_evidence({}, event),
         )
-        state.alerts[alert_id] = _Tracked(alert, host, signatures)
+        state.alerts[alert_id] = _Tracked(alert, host, signatures, seq=state.opened)
+        state.opened += 1
         state.joinable.setdefault(host, []).append(alert_id)
         self._utm_of_alert[alert_id] = event.utm_id
+        self._changed[alert_id] = event.utm_id
         return AlertChange(alert, previous_grade=None, notice=None, significant=True)
 
     def _join(self, tracked: _Tracked, event: Event, signal: Signal, now: datetime) -> AlertChange:
@@ -238,11 +293,12 @@ class Correlator:
         tracked.alert = replace(
             old, grade=grade, status=status, first_seen=min(old.first_seen, event.ts),
             last_seen=max(old.last_seen, event.ts), event_count=old.event_count + 1,
-            categories=tuple(sorted({*old.categories, signal.category})),
+            categories=with_category(old.categories, signal.category),
             recommended_action=recommended_action(grade, status),
             host_ip=old.host_ip or ip, host_mac=old.host_mac or mac,
             version=old.version + 1, updated_at=now, evidence=with_evidence(old.evidence, event), **changes,
         )
+        self._changed[old.alert_id] = old.utm_id
         significant = grade != old.grade or status != old.status
         return AlertChange(tracked.alert, previous_grade=old.grade, notice=None, significant=significant)
 
@@ -262,6 +318,7 @@ class Correlator:
             tracked = self._utms[utm_id].alerts[verdict.alert_id]
             change = self._judged(tracked.alert, verdict, now)
             tracked.alert = change.alert
+            self._changed[verdict.alert_id] = utm_id
             return [change]
         record = self.finished.get(verdict.alert_id)
         if record is None:
@@ -311,6 +368,7 @@ class Correlator:
                         changed.add(utm_id)
                         del state.alerts[alert_id]
                         self._utm_of_alert.pop(alert_id, None)
+                        self._changed[alert_id] = utm_id
                         self._finish(tracked.alert)
                 if keep:
                     state.joinable[host] = keep
@@ -349,9 +407,34 @@ class Correlator:
         return sorted(live + done, key=lambda a: (a.first_seen, a.alert_id))
 
     def state_for(self, utm_id: str) -> dict[str, Any]:
+        """The UTM's whole state in one value (its head and every live alert)."""
         return self._utms.get(utm_id, _UtmState()).to_json()
 
+    def head_for(self, utm_id: str) -> dict[str, Any]:
+        """The UTM's own record, without its alerts: a few dozen bytes."""
+        return self._utms.get(utm_id, _UtmState()).head()
+
+    def drain_alerts(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """(utm_id, alert_id, record or None when gone) of each live alert that changed since the
+        last call: what a driver saves beside the UTM's head."""
+        out = []
+        for alert_id, utm_id in self._changed.items():
+            state = self._utms.get(utm_id)
+            tracked = state.alerts.get(alert_id) if state else None
+            out.append((utm_id, alert_id, tracked.to_json() if tracked else None))
+        self._changed.clear()
+        return out
+
     def load_state(self, utm_id: str, data: dict[str, Any] | None) -> None:
+        """A UTM's head (its alerts loaded on their own stay), or its whole state (replaces it:
+        a record saved whole before alerts were saved one by one is saved again alert by alert at
+        the next drain). None forgets the UTM."""
+        if data and "alerts" not in data:
+            head = _UtmState.from_json(data)
+            state = self._utms.setdefault(utm_id, _UtmState())
+            state.watermark = head.watermark
+            state.opened = max(state.opened, head.opened)
+            return
         previous = self._utms.pop(utm_id, None)
         if previous is not None:
             for alert_id in previous.alerts:
@@ -362,6 +445,13 @@ class Correlator:
         self._utms[utm_id] = state
         for alert_id in state.alerts:
             self._utm_of_alert[alert_id] = utm_id
+            self._changed[alert_id] = utm_id
+
+    def load_alert(self, utm_id: str, data: dict[str, Any]) -> None:
+        """One live alert of a UTM, as `drain_alerts` gave it."""
+        tracked = _Tracked.from_json(data)
+        self._utms.setdefault(utm_id, _UtmState()).add(tracked)
+        self._utm_of_alert[tracked.alert.alert_id] = utm_id
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {utm_id: state.to_json() for utm_id, state in self._utms.items()}

@@ -184,6 +184,8 @@ class Detector:
                 self.monitor.load_monitor_state(value)
             elif parts[1:] == ["correlation"]:
                 self.correlator.load_state(parts[0], value)
+            elif len(parts) == 3 and parts[1] == "live":
+                self.correlator.load_alert(parts[0], value)
             elif parts[1:] == ["life"]:
                 self.monitor.load(parts[0], value)
             elif len(parts) == 3 and parts[1] == "finished":
@@ -266,7 +268,9 @@ class Detector:
     def _stepped(self, out: Outputs, touched: set[str], *, monitor: bool) -> DetectorStep:
         keyed: dict[str, Any] = {}
         for utm_id in touched:
-            keyed[state_key(utm_id, "correlation")] = self.correlator.state_for(utm_id) or None
+            keyed[state_key(utm_id, "correlation")] = self.correlator.head_for(utm_id)
+        for utm_id, alert_id, record in self.correlator.drain_alerts():
+            keyed[state_key(utm_id, "live", alert_id)] = record
             life = self.monitor.state_of(utm_id)
             if life is not None:
                 keyed[state_key(utm_id, "life")] = life

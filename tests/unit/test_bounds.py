@@ -160,3 +160,92 @@ def test_chunks_by_size() -> None:
     assert list(chunks_by_size([5, 5, 5, 20, 1], lambda n: n, 10, 100)) == [[5, 5], [5], [20], [1]]
     assert list(chunks_by_size([1] * 5, lambda n: n, 100, 2)) == [[1, 1], [1, 1], [1]]
     assert list(chunks_by_size([], lambda n: n, 10, 2)) == []
+
+
+# --- correlation state: every record a UTM's state is saved as stays bounded ---------------------
+
+def test_the_worst_utm_state_is_saved_as_bounded_records() -> None:
+    """One UTM, 150 hosts with alerts, each alert fed the worst its events can carry: caution
+    signals with 80 different long signature ids, unknown categories of 5,000 characters, evidence
+    fields of control characters (each written as 6 bytes). Saved whole, that state was a record of
+    several megabytes; saved as a head and one record per alert, no record reaches 128 KiB."""
+    from datetime import timedelta
+
+    from pipeline.config import Settings
+    from pipeline.engine import Detector, InputRecord
+    from pipeline.rules import load_policy
+
+    settings = Settings()
+    detector = Detector(settings, REGISTRY, load_policy(settings.rules_file), started_at=NOW)
+    ugly = "\x01" * 600
+    inputs = []
+    for host in range(150):
+        for i in range(100):
+            fields: dict[str, Any] = {
+                "event_id": f"e-{host}-{i}", "dst_ip": f"10.0.{host // 250}.{host % 250 + 1}",
+                "ts": (NOW - timedelta(seconds=100 - i)).isoformat(), "action": "blocked",
+                "signature_id": f"{i:03d}" + "\x02" * 61 if i < 80 else "s" * 5000 + str(i),
+                "signature": ugly + str(i), "url": ugly + str(i), "domain": ugly + str(i), "file_name": ugly + str(i),
+            }
+            if i >= 80:  # unknown categories, kept by the signal 0 rule
+                fields.update(threat_category="c" * 5000 + str(i), vendor_severity=5)
+            inputs.append(InputRecord("event", event(**fields), "utm.events", 0, len(inputs)))
+    step = detector.step(inputs, NOW)
+    assert not step.outputs.rejections and len(step.alert_versions) >= 150
+    sizes = {key: len(orjson.dumps(value)) for key, value in step.state.keyed.items() if value is not None}
+    live = {k: n for k, n in sizes.items() if "\x1flive\x1f" in k}
+    whole = len(orjson.dumps(detector.correlator.state_for("utm-1")))
+    alert_message = max(len(orjson.dumps(c.alert.to_record())) for c in step.alert_versions)
+    print(f"\nUTM state, 150 hosts: whole {whole:,} bytes; head {sizes['utm-1' + chr(31) + 'correlation']} bytes; "
+          f"{len(live)} alert records, largest {max(live.values()):,} bytes; largest alert message {alert_message:,}")
+    assert len(live) == 150
+    assert whole > 1024 * 1024  # what one record per UTM would have been
+    assert sizes["utm-1\x1fcorrelation"] < 200
+    assert max(sizes.values()) < 128 * 1024
+    assert alert_message < 128 * 1024
+    alert = step.alert_versions[-1].alert
+    assert alert.grade == 2 and alert.categories == ("malware", "unknown")
+
+
+def test_alert_categories_and_signatures_are_bounded() -> None:
+    from pipeline.correlate import MAX_CATEGORIES, signature_token, with_category
+
+    categories: tuple[str, ...] = ()
+    for i in range(100):
+        categories = with_category(categories, f"{i:03d}" + "c" * 5000)
+    assert len(categories) == MAX_CATEGORIES and all(len(c) == 100 for c in categories)
+    assert list(categories) == sorted(categories) and with_category(("b",), "a") == ("a", "b")
+    assert signature_token("sig-1") == "sig-1"
+    long_a, long_b = "a" * 65, "a" * 64 + "b"
+    assert signature_token(long_a) != signature_token(long_b) and len(signature_token(long_a)) == 33
+
+
+def test_a_utm_state_saved_whole_before_is_saved_again_alert_by_alert() -> None:
+    from datetime import timedelta
+
+    from pipeline.config import Settings
+    from pipeline.engine import Detector, InputRecord
+    from pipeline.rules import load_policy
+
+    settings = Settings()
+    policy = load_policy(settings.rules_file)
+
+    def beat(n: int) -> InputRecord:
+        return InputRecord("event", event(event_id=f"e{n}", dst_ip=f"10.0.0.{n}", action="detected"), "utm.events", 0, n)
+
+    first = Detector(settings, REGISTRY, policy, started_at=NOW)
+    first.step([beat(1), beat(2)], NOW)
+    old_record = {"watermark": first.correlator.state_for("utm-1")["watermark"],
+                  "alerts": [{k: v for k, v in a.items() if k != "seq"} for a in first.correlator.state_for("utm-1")["alerts"]],
+                  "joinable": first.correlator.state_for("utm-1")["joinable"]}  # as saved before the split
+    second = Detector(settings, REGISTRY, policy, started_at=NOW)
+    second.restore([("utm-1\x1fcorrelation", old_record)], [], NOW)
+    later = NOW + timedelta(seconds=30)
+    saved = dict(second.step([beat(3)], later).state.keyed)
+    assert sorted(k.split("\x1f")[2] for k in saved if "\x1flive\x1f" in k) == sorted(
+        a.alert_id for a in second.correlator.alerts("utm-1"))
+    assert "alerts" not in saved["utm-1\x1fcorrelation"]
+    third = Detector(settings, REGISTRY, policy, started_at=NOW)
+    third.restore(saved.items(), [], later)
+    assert third.correlator.alerts("utm-1") == second.correlator.alerts("utm-1")
+    assert third.correlator.state_for("utm-1") == second.correlator.state_for("utm-1")
