@@ -57,6 +57,7 @@ class Gateway:
         self.last_upload: dict[str, float] = {}
         self.metrics = GatewayMetrics(self.last_upload, clock=clock)
         self.tasks: list[asyncio.Task[None]] = []
+        self.restarting: asyncio.Task[None] | None = None
         self.ack_timeout = settings.gateway_ack_timeout.total_seconds()
         self.topics = {EVENTS: settings.topics.events, HEARTBEATS: settings.topics.heartbeats}
 
@@ -79,6 +80,16 @@ class Gateway:
     def _producer_failed(self, error: str) -> None:
         self.producer_error = error
         log.warning("gateway: cannot reach the broker yet (%s); again in 2 s", error)
+
+    def _restart_producer(self) -> None:
+        if self.restarting is None or self.restarting.done():
+            self.restarting = asyncio.create_task(self._replace_producer(), name="gateway-producer-restart")
+            self.tasks.append(self.restarting)
+
+    async def _replace_producer(self) -> None:
+        log.warning("gateway: the producer is replaced (a failed delivery may have left its sequence broken)")
+        await self.producer.discard()
+        await self._start_producer()
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -144,6 +155,8 @@ class Gateway:
                 await asyncio.wait_for(self._send(utm_id, kind, checked.accepted, checked.rejections), self.ack_timeout)
             except Exception as exc:  # noqa: BLE001 - any failure to get the acknowledgement is a 503: retry
                 self.broker.failed(time.monotonic(), type(exc).__name__)
+                if not isinstance(exc, asyncio.TimeoutError):
+                    self._restart_producer()
                 self.metrics.broker_up.set(0)
                 log.warning("gateway: no acknowledgement from the broker for an upload of %s (%s); answered 503",
                             utm_id, type(exc).__name__)

@@ -56,6 +56,17 @@ class Producer:
         if self.producer is not None:
             await self.producer.stop()
 
+    async def discard(self) -> None:
+        """Drop this producer (its unsent batches fail): after an outage its idempotence sequence may
+        have a gap (batches that expired unsent), which the broker refuses for good
+        (OutOfOrderSequenceNumber); a new producer has a new producer id and starts afresh."""
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
     async def send_all(self, topic: str, key: bytes, values: list[bytes]) -> None:
         """Every value to the key's partition; returns once the broker acknowledged them all."""
         if not values:
@@ -73,7 +84,14 @@ class Producer:
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
         delivered.append(await self.producer.send_batch(batch, topic, partition=partition))
+        for future in delivered:  # an answer given up on (503) still gets its outcome read
+            future.add_done_callback(_read_outcome)
         await asyncio.gather(*delivered)
+
+
+def _read_outcome(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class Follower:

@@ -112,6 +112,10 @@ class UploadReport:
     retries: int = 0
     unattributed: int = 0
     failures: list[str] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    """Every answer's status, retried ones included (0: no answer)."""
+    taken: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(utm_id, kind, record) of each record a 202 accepted."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> str:
@@ -152,6 +156,7 @@ def send_with_retries(client: GatewayClient, kind: str, token: str, records: lis
         if report is not None:
             with report.lock:
                 report.requests += 1
+                report.statuses[answer.status] += 1
         if answer.status not in RETRIED and answer.status != 0:
             return answer
         attempt += 1
@@ -163,29 +168,34 @@ def send_with_retries(client: GatewayClient, kind: str, token: str, records: lis
         sleep(min(answer.retry_after or 0.2 * 2 ** min(attempt, 5), 10.0))
 
 
-def upload_lines(url: str, tokens: dict[str, str], lines: list[bytes], *, ca_file: str | None = None,
+def upload_lines(url: str | list[str], tokens: dict[str, str], lines: list[bytes], *, ca_file: str | None = None,
                  threads: int = 8, batch: int = 100, give_up_after: float = 300.0) -> UploadReport:
-    """Send every line through the gateway: each UTM's requests in order, UTMs in parallel."""
+    """Send every line through the gateway: each UTM's requests in order, UTMs in parallel. With
+    several URLs (gateway replicas), the UTMs are spread over them."""
+    urls = [url] if isinstance(url, str) else url
     report = UploadReport(lines=len(lines))
     per_utm = upload_batches(lines, batch)
     report.unattributed = sum(len(r) for _, r in per_utm.pop("", []))
     deadline = time.monotonic() + give_up_after
     local = threading.local()
 
-    def one_utm(utm_id: str) -> None:
-        if not hasattr(local, "client"):
-            local.client = GatewayClient(url, ca_file=ca_file)
+    def one_utm(number: int, utm_id: str) -> None:
+        target = urls[number % len(urls)]
+        clients = local.__dict__.setdefault("clients", {})
+        client = clients.get(target) or clients.setdefault(target, GatewayClient(target, ca_file=ca_file))
         for kind, records in per_utm[utm_id]:
-            answer = send_with_retries(local.client, kind, tokens[utm_id], records, deadline=deadline, report=report)
+            answer = send_with_retries(client, kind, tokens[utm_id], records, deadline=deadline, report=report)
             with report.lock:
                 if answer.status == 202:
                     report.accepted += int(answer.body.get("accepted", 0))  # type: ignore[call-overload]
+                    refused = {r["index"] for r in answer.body.get("refused", [])}  # type: ignore[union-attr, index]
                     for refusal in answer.body.get("refused", []):  # type: ignore[union-attr]
                         report.refused[refusal["reason"]] += 1  # type: ignore[index]
+                    report.taken += [(utm_id, kind, r) for i, r in enumerate(records) if i not in refused]
                 else:
                     report.failures.append(f"{utm_id}: {answer.status} {answer.body.get('error')}")
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for future in [pool.submit(one_utm, utm_id) for utm_id in per_utm]:
+        for future in [pool.submit(one_utm, n, utm_id) for n, utm_id in enumerate(per_utm)]:
             future.result()
     return report
