@@ -1,18 +1,23 @@
 """`mimamori demo`: the whole pipeline once, on local Kafka, the embedded ClickHouse and a maildir.
 
-It simulates half an hour of traffic from a few customers (ending now), runs a worker in this
-process while the traffic goes through Kafka, has an analyst close the investigation of one alert,
-then stops the worker and shows what the customers and the portal got.
+It simulates half an hour of traffic from a few customers (ending now), runs a worker and the HTTPS
+ingest gateway in this process while the UTMs upload the traffic through the gateway, has an
+analyst close the investigation of one alert, then stops the worker and shows what the customers
+and the portal got.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import shutil
+import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, AsyncIterator, Callable, TextIO
 
 import orjson
 
@@ -21,7 +26,7 @@ from pipeline.config import Settings, format_duration
 from pipeline.kafka_security import kafka_python_options
 from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Verdict
-from mimamori.producer import open_kafka_producer, registry_records, topic_for, utm_key
+from mimamori.producer import open_kafka_producer, registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
 from pipeline.store.backends import open_store
@@ -96,14 +101,17 @@ async def _run_worker(settings: Settings, store: object, sim: Simulation, plan: 
             producer.send(topic, key=key, value=value)
         producer.flush()
         await _wait(lambda: len(app.mimamori.registry.utms) >= len(sim.registry["utms"]), 30)
-        say("demo: registry loaded; sending the traffic through Kafka")
-        for line in sim.lines:
-            producer.send(topic_for(line, settings.topics), key=utm_key(line), value=line)
-        producer.flush()
+        async with _gateway(settings, plan.directory, say) as (url, ca_file, gateway_settings):
+            say(f"demo: registry loaded; the UTMs upload their traffic through the gateway at {url}")
+            report = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: _upload(gateway_settings, url, ca_file, sim))
+            say(f"demo: {report.summary()}")
+            if report.failures:
+                raise TimeoutError(f"uploads failed: {report.failures[:3]}")
         metrics = app.mimamori.metrics
-        expected_records = len(sim.lines)
+        expected_records = report.accepted
         await _wait(lambda: _records(metrics) >= expected_records, 120)
-        say(f"demo: the worker took all {expected_records} lines; waiting {plan.settle:.0f}s for mails")
+        say(f"demo: the worker took all {expected_records} accepted lines; waiting {plan.settle:.0f}s for mails")
         await asyncio.sleep(plan.settle / 2)
         investigated = await asyncio.get_running_loop().run_in_executor(None, _investigated_alert, settings)
         if investigated:
@@ -116,6 +124,57 @@ async def _run_worker(settings: Settings, store: object, sim: Simulation, plan: 
         await asyncio.sleep(plan.settle / 2)
     finally:
         await app.stop()
+
+
+def _upload(settings: Settings, url: str, ca_file: str | None, sim: Simulation) -> Any:
+    from mimamori.credentials import tokens_for
+    from mimamori.uploader import record_utm, upload_lines
+
+    tokens = tokens_for(settings, sorted({u for u in map(record_utm, sim.lines) if u is not None}))
+    return upload_lines(url, tokens, sim.lines, ca_file=ca_file)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path] | None:
+    """A certificate for 127.0.0.1 made with the openssl command, or None where there is none."""
+    if not shutil.which("openssl"):
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "gateway.pem", directory / "gateway.key"
+    done = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], capture_output=True, timeout=60)
+    return (cert, key) if done.returncode == 0 else None
+
+
+@contextlib.asynccontextmanager
+async def _gateway(settings: Settings, directory: Path,
+                   say: Callable[[str], None]) -> AsyncIterator[tuple[str, str | None, Settings]]:
+    """`mimamori gateway` in this process, on a free loopback port: HTTPS with a certificate of its own
+    (plain HTTP when there is no openssl command), a key of its own unless MIMAMORI_GATEWAY_KEY is set."""
+    import uvicorn
+
+    from gateway.app import Gateway
+    from gateway.server import server_config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tls = _self_signed(directory / "tls")
+    settings = settings.with_overrides(
+        gateway_port=port, gateway_key=settings.gateway_key or secrets.token_urlsafe(32),
+        gateway_tls_cert=tls[0] if tls else None, gateway_tls_key=tls[1] if tls else None)
+    gateway = Gateway(settings, create_topics=False)
+    server = uvicorn.Server(server_config(settings, gateway, host="127.0.0.1"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        await _wait(lambda: gateway.ready or serving.done(), 60)
+        if serving.done():
+            serving.result()
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", str(tls[0]) if tls else None, settings
+    finally:
+        server.should_exit = True
+        await serving
 
 
 def _records(metrics: object) -> float:
