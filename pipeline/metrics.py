@@ -17,6 +17,12 @@ from prometheus_client.registry import Collector
 GRADES = ("3", "2", "1", "0")
 """Alert grades as label values: ★★★, ★★☆, ★☆☆, under investigation."""
 
+MAIL_GRADES = (*GRADES, "none")
+"""A mail's grade as a label value: the highest grade of its alerts, `none` for mails without one
+(UTM, notice and report mails)."""
+
+ATTEMPT_OUTCOMES = ("accepted", "deferred", "refused")
+
 UTM_STATUSES = ("online", "offline")
 """The statuses of UTMs that have shown a sign of life; each UTM counts under exactly one."""
 
@@ -28,20 +34,30 @@ urgent wait + 1 s, 11 s by default) is a bucket boundary for any urgent wait of 
 refuses an urgent wait whose objective is not one."""
 
 
+def mail_grade(grade: int | str | None) -> str:
+    label = "none" if grade is None else str(grade)
+    return label if label in MAIL_GRADES else "none"
+
+
 class _Ages(Collector):
     """Gauges of ages computed at scrape time from remembered instants (Unix seconds)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self.waiting_mails: dict[str, float] = {}
+        self.waiting_mails: dict[str, tuple[float, str]] = {}
         self.newest_rows: dict[str, float] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = self._clock()
         oldest = GaugeMetricFamily(
             "mimamori_mail_oldest_undelivered_age_seconds",
-            "Age of the oldest mail taken for delivery and not yet handed to SMTP (0 when none waits)")
-        oldest.add_metric([], max(0.0, now - min(self.waiting_mails.values())) if self.waiting_mails else 0.0)
+            "Age of the oldest mail not yet delivered to all its recipients, nor dead-lettered, by the mail's "
+            "grade (0 when none waits)", labels=["grade"])
+        since: dict[str, float] = {}
+        for at, grade in self.waiting_mails.values():
+            since[grade] = min(at, since.get(grade, at))
+        for grade in MAIL_GRADES:
+            oldest.add_metric([grade], max(0.0, now - since[grade]) if grade in since else 0.0)
         yield oldest
         newest = GaugeMetricFamily(
             "mimamori_store_newest_row_age_seconds",
@@ -65,6 +81,12 @@ class Metrics:
         self.mails_delivered = Counter("mimamori_mails_delivered_total", "Mails delivered", ["kind"], registry=r)
         self.mail_failures = Counter("mimamori_mail_failures_total", "Failed delivery attempts", ["transient"], registry=r)
         self.mails_stuck = Gauge("mimamori_mails_undelivered", "Mails waiting for a retry", registry=r)
+        self.mails_parked = Gauge(
+            "mimamori_mails_parked", "Mails of this worker's partitions parked until their next attempt (a "
+            "recipient deferred), by the mail's grade", ["grade"], registry=r)
+        self.mail_attempts = Counter(
+            "mimamori_mail_attempts_total", "Delivery attempts per recipient, by the relay's answer", ["outcome"],
+            registry=r)
         self.store_rows = Counter("mimamori_store_rows_total", "Rows inserted into ClickHouse", ["table"], registry=r)
         self.store_failures = Counter("mimamori_store_failures_total", "Failed ClickHouse inserts", ["table"], registry=r)
         self.store_latency = Histogram("mimamori_store_insert_seconds", "ClickHouse insert latency", ["table"], registry=r)
@@ -97,6 +119,10 @@ class Metrics:
             self.utms.labels(status)
         for transient in ("true", "false"):
             self.mail_failures.labels(transient)
+        for grade in MAIL_GRADES:
+            self.mails_parked.labels(grade)
+        for outcome in ATTEMPT_OUTCOMES:
+            self.mail_attempts.labels(outcome)
 
     # --- what the runtime calls ---------------------------------------------------------------
 
@@ -120,9 +146,14 @@ class Metrics:
         for status in UTM_STATUSES:
             self.utms.labels(status).set(counts.get(status, 0))
 
-    def mail_waiting(self, message_id: str, since: float) -> None:
+    def mail_waiting(self, message_id: str, since: float, grade: int | str | None = None) -> None:
         """A mail taken for delivery at `since` (Unix seconds); it counts until `mail_done`."""
-        self._ages.waiting_mails.setdefault(message_id, since)
+        self._ages.waiting_mails.setdefault(message_id, (since, mail_grade(grade)))
+
+    def set_parked(self, counts: Mapping[str, int]) -> None:
+        """Parked mails of this worker's partitions by grade label; a grade not given is 0."""
+        for grade in MAIL_GRADES:
+            self.mails_parked.labels(grade).set(counts.get(grade, 0))
 
     def mail_done(self, message_id: str) -> None:
         """Handed to SMTP, or dead-lettered: no longer waiting."""

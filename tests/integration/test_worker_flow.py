@@ -157,6 +157,6 @@ def test_the_latency_lag_and_age_signals_are_populated(flow: dict[str, Any], sim
     lags = {labels: v for (name, labels), v in samples.items() if name == "mimamori_consumer_lag_records"}
     assert any(dict(labels)["topic"] == f"{flow['prefix']}utm.events" for labels in lags), lags
     assert samples[("mimamori_store_newest_row_age_seconds", (("table", "events"),))] < 300
-    assert ("mimamori_mail_oldest_undelivered_age_seconds", ()) in samples
+    assert ("mimamori_mail_oldest_undelivered_age_seconds", (("grade", "3"),)) in samples
     utms = {dict(labels)["status"]: v for (name, labels), v in samples.items() if name == "mimamori_utms"}
     assert set(utms) == {"online", "offline"} and 0 < sum(utms.values()) <= len(sim.registry["utms"])

@@ -33,7 +33,7 @@ def test_every_name_carries_a_unit_or_is_a_count_and_no_label_is_an_id() -> None
     families = list(text_string_to_metric_families(text))
     assert families
     units = ("_seconds", "_records", "_total", "_age_seconds")
-    counts = {"mimamori_utms", "mimamori_mails_undelivered", "mimamori_mass_outage"}
+    counts = {"mimamori_utms", "mimamori_mails_undelivered", "mimamori_mails_parked", "mimamori_mass_outage"}
     for family in (f for f in families if not f.name.endswith("_created")):
         assert family.name.startswith("mimamori_")
         assert family.name in counts or family.name.endswith(units) or family.type == "counter", family.name
@@ -82,20 +82,38 @@ def test_utms_by_status_sum_over_workers_to_the_whole_fleet() -> None:
         first.set_utms({"seen": 3})
 
 
-def test_oldest_undelivered_mail_age_follows_the_clock_and_the_deliveries() -> None:
+def test_oldest_undelivered_mail_age_follows_the_clock_and_the_deliveries_per_grade() -> None:
     clock = Clock(1000.0)
     metrics = Metrics(clock=clock)
     name = "mimamori_mail_oldest_undelivered_age_seconds"
-    assert value(scrape(metrics), name) == 0
-    metrics.mail_waiting("<a@x>", 900.0)
-    metrics.mail_waiting("<b@x>", 950.0)
-    metrics.mail_waiting("<a@x>", 990.0)  # taken again after a retry: still waiting since 900
-    assert value(scrape(metrics), name) == 100
+    assert {value(scrape(metrics), name, grade=g) for g in ("3", "2", "1", "0", "none")} == {0}
+    metrics.mail_waiting("<a@x>", 900.0, 3)
+    metrics.mail_waiting("<b@x>", 950.0, 3)
+    metrics.mail_waiting("<c@x>", 980.0, None)
+    metrics.mail_waiting("<a@x>", 990.0, 3)  # taken again after a retry: still waiting since 900
+    assert value(scrape(metrics), name, grade="3") == 100
+    assert value(scrape(metrics), name, grade="none") == 20
+    assert value(scrape(metrics), name, grade="1") == 0
     clock.now = 1010.0
     metrics.mail_done("<a@x>")
-    assert value(scrape(metrics), name) == 60
-    metrics.forget_mails(["<b@x>"])
-    assert value(scrape(metrics), name) == 0
+    assert value(scrape(metrics), name, grade="3") == 60
+    metrics.forget_mails(["<b@x>", "<c@x>"])
+    assert value(scrape(metrics), name, grade="3") == value(scrape(metrics), name, grade="none") == 0
+
+
+def test_parked_mails_by_grade_and_attempts_by_answer() -> None:
+    metrics = Metrics()
+    metrics.set_parked({"3": 2, "none": 1})
+    samples = scrape(metrics)
+    assert value(samples, "mimamori_mails_parked", grade="3") == 2
+    assert value(samples, "mimamori_mails_parked", grade="none") == 1
+    assert value(samples, "mimamori_mails_parked", grade="1") == 0
+    metrics.set_parked({})
+    assert value(scrape(metrics), "mimamori_mails_parked", grade="3") == 0
+    metrics.mail_attempts.labels("deferred").inc(2)
+    samples = scrape(metrics)
+    assert value(samples, "mimamori_mail_attempts_total", outcome="deferred") == 2
+    assert value(samples, "mimamori_mail_attempts_total", outcome="accepted") == 0
 
 
 def test_newest_row_age_per_table() -> None:
