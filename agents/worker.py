@@ -65,7 +65,7 @@ def _claim_store(settings: Settings) -> Store | None:
     """The store, migrated; None when it is an embedded store another worker holds: then this
     worker runs everything but the store processor (rows wait in Kafka for the one that holds it)."""
     try:
-        store = open_store(settings.clickhouse)
+        store = open_store(settings.clickhouse, create=True)  # it migrates the store at start
     except StoreHeld as exc:
         log.warning("%s; this worker leaves the store to it", exc)
         return None

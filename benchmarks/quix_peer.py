@@ -65,7 +65,7 @@ def build(args: argparse.Namespace) -> tuple[Application, ChdbSink]:
     policy = load_policy()
     validator = EventValidator(registry)
     correlator = Correlator(policy, window=settings.correlation_window, tz=settings.tz, tenant_of=registry.tenant_of)
-    store = open_store(f"chdb://{args.store}")
+    store = open_store(f"chdb://{args.store}", create=True)
     apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
 
     def validate(value: bytes) -> Event | None:

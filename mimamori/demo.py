@@ -77,7 +77,7 @@ def run_demo(settings: Settings, plan: DemoPlan, out: TextIO) -> int:
     say(f"demo: Kafka {settings.kafka}, topics {settings.topics.events} ..., store {settings.clickhouse}, "
         f"mail {settings.smtp}; mail wait {format_duration(settings.mail_group_wait)}, "
         f"interval {format_duration(settings.mail_group_interval)}")
-    store = open_store(settings.clickhouse)
+    store = open_store(settings.clickhouse, create=True)
     try:
         applied = apply_migrations(store, settings.tz.key, now)
         say(f"demo: store migrated ({len(applied)} migrations)")

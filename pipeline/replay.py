@@ -39,7 +39,7 @@ class ReplayWriter:
         self.transport = None
         self.sinks: dict[str, BatchingSink] = {}
         if store_url:
-            self.store = open_store(store_url)
+            self.store = open_store(store_url, create=True)
             apply_migrations(self.store, str(settings.tz), self.written_at)
             self._add(registry_rows(registry, self.written_at))
         if mail_url:

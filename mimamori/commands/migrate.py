@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     url = args.store or settings.clickhouse
     try:
-        store = open_store(url)
+        store = open_store(url, create=True)
     except StoreError as exc:
         print(f"mimamori migrate: {exc}", file=sys.stderr)
         return 1

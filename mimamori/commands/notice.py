@@ -13,6 +13,7 @@ from pipeline.kafka_security import kafka_python_options
 from pipeline.models import iso
 from pipeline.notices.check import NoticeError, cancellation_of, load_notice_file, notice_from_file_data, notice_problems
 from pipeline.notices.model import ServiceNotice
+from pipeline.registry_file import RegistryFileError, load_registry_file
 
 HELP = "publish, cancel or list service notices (maintenance, faults, firmware)"
 
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     publish.add_argument("--short-notice", action="store_true",
                          help="publish a planned maintenance starting less than 30 days ahead; the notice says so")
     publish.add_argument("--check", action="store_true", help="only check the file as a new notice; need no Kafka")
+    publish.add_argument("--registry", metavar="FILE",
+                         help="check the audience's tenants against this registry file (with --check; without it, "
+                              "publish reads the registry topic)")
     publish.add_argument("--kafka", help="bootstrap servers (overrides MIMAMORI_KAFKA)")
     cancel = actions.add_parser("cancel", help="cancel a notice (publishes its next version, cancelled)",
                                 description="cancel a notice: its next version says it is cancelled, and the "
@@ -76,15 +80,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             data = load_notice_file(args.file)
         except NoticeError as exc:
             return _refuse(args.file, exc.problems)
+        listed = isinstance(data, dict) and isinstance(data.get("audience"), dict) and "tenants" in data["audience"]
+        known: set[str] | None = None
+        if args.registry:
+            try:
+                known = set(load_registry_file(args.registry).tenants)
+            except RegistryFileError as exc:
+                return _refuse(args.registry, exc.problems)
         if args.check:
-            problems = notice_problems(data, now, short_notice=args.short_notice)
+            problems = notice_problems(data, now, short_notice=args.short_notice, known_tenants=known)
             if problems:
                 return _refuse(args.file, problems)
             print(f"{args.file}: ok (check only, nothing published)")
             return 0
         previous = _current(kafka, settings).get(data.get("notice_id")) if isinstance(data, dict) else None
+        if known is None and listed:
+            from mimamori.notice_topic import read_registry_tenants
+
+            known = read_registry_tenants(kafka, settings.topics.tenants, options=kafka_python_options(settings))
         try:
-            notice = notice_from_file_data(data, now, short_notice=args.short_notice, previous=previous)
+            notice = notice_from_file_data(data, now, short_notice=args.short_notice, previous=previous,
+                                           known_tenants=known)
         except NoticeError as exc:
             return _refuse(args.file, exc.problems)
         status = _publish(kafka, settings, notice)

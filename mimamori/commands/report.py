@@ -48,7 +48,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"mimamori report: {exc}", file=sys.stderr)
         return 1
-    eml = write_report(rendered, args.out)
+    try:
+        eml = write_report(rendered, args.out)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"mimamori report: cannot write to --out {args.out}: {reason}", file=sys.stderr)
+        return 1
     print(eml)
     for path in sorted(args.out.glob(f"{eml.stem}*")):
         if path != eml:

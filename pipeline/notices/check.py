@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import orjson
 
 from pipeline.models import parse_time
 from pipeline.schema_problems import schema_problems as every_problem
 from pipeline.notices.model import Audience, ServiceNotice
+from pipeline.notices.windows import MAX_WINDOW
 
 PLANNED_NOTICE = timedelta(days=30)
 """A planned maintenance is announced at least this long before it starts (unless --short-notice)."""
@@ -37,9 +38,10 @@ def _time(data: dict[str, Any], name: str, problems: list[str]) -> datetime | No
 
 
 def notice_problems(data: Any, now: datetime, *, short_notice: bool = False,
-                    previous: ServiceNotice | None = None) -> list[str]:
+                    previous: ServiceNotice | None = None, known_tenants: Collection[str] | None = None) -> list[str]:
     """Every problem of a parsed notice file, published at `now` after `previous` (its current
-    version on the topic, if any); empty when it may be published."""
+    version on the topic, if any); empty when it may be published. `known_tenants`: the tenant ids
+    the registry has, when the caller read it (every other tenant of the audience is named)."""
     problems = schema_problems(data)
     if not isinstance(data, dict):
         return problems
@@ -58,6 +60,16 @@ def notice_problems(data: Any, now: datetime, *, short_notice: bool = False,
         problems.append("starts_at: a window with an end needs a start")
     if starts and ends and ends <= starts:
         problems.append(f"ends_at: {data['ends_at']} is not after starts_at {data['starts_at']}")
+    if kind in ("maintenance-planned", "maintenance-emergency") and starts and ends and ends - starts > MAX_WINDOW:
+        problems.append(
+            f"ends_at: a maintenance window lasts at most 72 hours; {data['starts_at']} to {data['ends_at']} is "
+            f"{(ends - starts).total_seconds() / 3600:.1f} hours (announce a longer stop as successive notices)")
+    audience = data.get("audience")
+    listed = audience.get("tenants") if isinstance(audience, dict) else None
+    if known_tenants is not None and isinstance(listed, list):
+        unknown = sorted({t for t in listed if isinstance(t, str) and t not in known_tenants})
+        if unknown:
+            problems.append(f"audience.tenants: not in the registry: {', '.join(unknown)}")
     if ends and ends <= now and kind != "fault":
         problems.append(f"ends_at: {data['ends_at']} has passed already")
     if (kind == "maintenance-planned" and starts and starts - now < PLANNED_NOTICE and not short_notice
@@ -85,9 +97,10 @@ def _days(span: timedelta) -> str:
 
 
 def notice_from_file_data(data: dict[str, Any], now: datetime, *, short_notice: bool = False,
-                          previous: ServiceNotice | None = None) -> ServiceNotice:
+                          previous: ServiceNotice | None = None,
+                          known_tenants: Collection[str] | None = None) -> ServiceNotice:
     """The next version of the notice (1, or one more than `previous`); raises NoticeError naming every problem."""
-    problems = notice_problems(data, now, short_notice=short_notice, previous=previous)
+    problems = notice_problems(data, now, short_notice=short_notice, previous=previous, known_tenants=known_tenants)
     if problems:
         raise NoticeError(problems)
     starts = _time(data, "starts_at", [])

@@ -14,6 +14,10 @@ from typing import Callable, Iterable, MutableMapping
 from pipeline.models import Registry
 from pipeline.notices.model import ServiceNotice
 
+MAX_WINDOW = timedelta(hours=72)
+"""A maintenance window silences UTMs' stops: at most this long (a longer stop is announced as
+successive notices)."""
+
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceWindow:
@@ -28,7 +32,8 @@ class MaintenanceWindow:
 def window_of(notice: ServiceNotice) -> MaintenanceWindow | None:
     if not notice.is_maintenance or notice.cancelled or notice.starts_at is None or notice.ends_at is None:
         return None
-    return MaintenanceWindow(notice.notice_id, notice.starts_at, notice.ends_at)
+    # at most 72 hours, whoever wrote the record (`notice publish` refuses a longer one)
+    return MaintenanceWindow(notice.notice_id, notice.starts_at, min(notice.ends_at, notice.starts_at + MAX_WINDOW))
 
 
 def apply_notice(windows: MutableMapping[str, MaintenanceWindow], notice_id: str, notice: ServiceNotice | None) -> None:

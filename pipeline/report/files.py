@@ -1,6 +1,7 @@
 """One rendered report to files, without sending: the .eml, and its HTML, text and PNGs beside it."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pipeline.report.render import RenderedReport
@@ -8,10 +9,12 @@ from pipeline.report.render import RenderedReport
 
 def write_report(rendered: RenderedReport, directory: Path) -> Path:
     """Write `<tenant>-<month>.eml` and, beside it, `.html` (its pictures linked as files), `.txt` and
-    the PNGs; return the .eml's path. The same report overwrites the same files."""
+    the PNGs; return the .eml's path. The same report overwrites the same files. Raises OSError
+    (`NotADirectoryError` when `directory` is a file) for the caller to say so."""
     mail = rendered.mail
-    month = mail.raw.split("X-Mimamori-Month: ", 1)[1].split("\n", 1)[0].strip()
-    stem = f"{_safe(mail.tenant_id)}-{month}"
+    stem = f"{_safe(mail.tenant_id)}-{_safe(rendered.month)}"
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     html = rendered.html
     for name, png in rendered.images.items():
@@ -36,5 +39,15 @@ def _link(html: str, cid: str, file_name: str) -> str:
     return html
 
 
+SAFE_CHARS = 60
+
+
 def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "_"
+    """A file name part from any id: ASCII letters, digits, `-`, `_` (no dot: nothing hidden, no
+    `..`), at most 60 characters (a longer or changed id keeps a digest of the whole, so two ids
+    never share files)."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in text)
+    if safe != text or len(safe) > SAFE_CHARS:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+        safe = f"{safe[:SAFE_CHARS - 13]}_{digest}"
+    return safe

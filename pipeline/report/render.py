@@ -33,6 +33,8 @@ class RenderedReport:
     html: str
     images: dict[str, bytes]
     """File name (`detections.png`, `availability.png`) -> PNG."""
+    month: str = ""
+    """The month reported, `YYYY-MM`."""
 
 
 def report_recipients(tenant: Tenant) -> tuple[str, ...]:
@@ -118,5 +120,5 @@ def render_report(report: MonthlyReport, now: datetime, tz: ZoneInfo, sender: st
         headers={"X-Mimamori-Month": month}, grade=None, alert_ids=(), utm_id=None,
         recipients=report_recipients(tenant), images={cids[name]: png for name, png in pictures.items()},
     )
-    return RenderedReport(mail=mail, text=text, html=html,
+    return RenderedReport(mail=mail, text=text, html=html, month=month,
                           images={f"{name}.png": png for name, png in pictures.items()})

@@ -169,7 +169,7 @@ def _hold(path: Path) -> Any:
     return handle
 
 
-def _open_chdb(url: str) -> ChdbStore:
+def _open_chdb(url: str, create: bool = False) -> ChdbStore:
     parts = urlsplit(url)
     raw_path = unquote((parts.netloc or "") + parts.path)
     if not raw_path:
@@ -184,6 +184,9 @@ def _open_chdb(url: str) -> ChdbStore:
             if current.database != database:
                 raise StoreError(f"chdb store {path} is open with database {current.database!r}, not {database!r}")
             return current
+        if not create and not path.exists():
+            raise StoreError(f"chdb store {path} does not exist (a mistyped path?); "
+                             "`mimamori migrate` creates a new store")
         store = ChdbStore(url, path, database)
         _chdb_open[str(path)] = store
         return store
@@ -316,11 +319,12 @@ class ServerStore:
         self._client.disconnect()
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, create: bool = False) -> Store:
     """`chdb:///ABS/PATH`, `chdb://./rel/path` (optionally `?database=NAME`) or
-    `clickhouse://USER:PASS@HOST:PORT/DB[?secure=1]`."""
+    `clickhouse://USER:PASS@HOST:PORT/DB[?secure=1]`. An embedded store whose directory does not
+    exist is refused unless `create` (what migrates the store creates it; readers never do)."""
     if url.startswith("chdb://"):
-        return _open_chdb(url)
+        return _open_chdb(url, create)
     if url.startswith("clickhouse://"):
         return ServerStore(url)
     raise StoreError(f"unknown store URL {url!r}: expected chdb:// or clickhouse://")

@@ -38,7 +38,7 @@ def read_status(url: str) -> dict[str, dict[str, Any]]:
     """utm_id -> its row of `portal_utm_status`; only once the worker stopped (one process per chdb)."""
     store = open_store(url)
     try:
-        rows = store.query(query_sql("view_portal_utm_status"), {"tenant": TENANT})
+        rows = store.query(query_sql("view_portal_utm_status"), {"tenant": TENANT, "every_tenant": 0})
     finally:
         store.close()
     return {row["utm_id"]: row for row in rows}

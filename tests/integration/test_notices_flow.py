@@ -106,6 +106,13 @@ def test_the_cli_refuses_a_bad_file_and_a_planned_maintenance_too_soon_and_publi
     assert cli(worker, "publish", str(bad)) == 1
     err = capsys.readouterr().err
     assert "notice_id" in err and "body" in err and "level" in err and "nothing published" in err
+    # a window of more than 72 hours, for tenants the registry topic lacks: each named (issue 20)
+    start = datetime.now(timezone.utc) + timedelta(days=40)
+    long = notice_file(tmp_path / "long.json", 40, kind="maintenance-emergency", ends_at=(start + timedelta(days=73000)).isoformat(),
+                       audience={"tenants": ["t-n00", "ghost-1", "ghost-2"]})
+    assert cli(worker, "publish", str(long)) == 1
+    err = capsys.readouterr().err
+    assert "at most 72 hours" in err and "not in the registry: ghost-1, ghost-2" in err and "t-n00," not in err
     assert read_topic(worker.bootstrap, worker.topics.notices, timeout=3, idle=1) == []
 
 

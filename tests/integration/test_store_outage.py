@@ -36,7 +36,7 @@ def malware(n: int, utm_id: str) -> bytes:
 @pytest.fixture(scope="module")
 def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("store-outage"), own_smtp_server.url)
-    held = open_store(worker.store_url)  # the store is not the worker's
+    held = open_store(worker.store_url, create=True)  # the store is not the worker's
     sent: dict[str, float] = {}
     try:
         worker.start()

@@ -1,7 +1,9 @@
 """Service notices: the file checks (30-day rule), versions and cancellation, who they concern, their mails."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from email import message_from_string, policy
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -93,6 +95,50 @@ def test_a_window_is_checked() -> None:
     problems = notice_problems(planned(starts_at=None, ends_at=None), NOW)
     assert any(p.startswith("starts_at") for p in problems) and any(p.startswith("ends_at") for p in problems)
     assert any("only a fault" in p for p in notice_problems(planned(level="A"), NOW))
+
+
+def test_a_maintenance_window_lasts_at_most_72_hours() -> None:
+    start = NOW + timedelta(days=40)
+    for kind in ("maintenance-planned", "maintenance-emergency"):
+        assert notice_problems(planned(kind=kind, ends_at=(start + timedelta(hours=72)).isoformat()), NOW) == []
+        [problem] = notice_problems(planned(kind=kind, ends_at=(start + timedelta(hours=72, minutes=1)).isoformat()), NOW)
+        assert problem.startswith("ends_at") and "at most 72 hours" in problem and "72.0 hours" in problem
+    centuries = planned(ends_at=datetime(2227, 1, 1, tzinfo=timezone.utc).isoformat())
+    assert any("at most 72 hours" in p for p in notice_problems(centuries, NOW))
+
+
+def test_a_window_written_to_the_topic_by_anyone_else_silences_72_hours_at_most() -> None:
+    from pipeline.notices.windows import window_of
+
+    start = NOW + timedelta(days=1)
+    notice = notice_from_file_data(planned(), NOW)
+    forged = replace(notice, starts_at=start, ends_at=datetime(2227, 1, 1, tzinfo=timezone.utc))
+    window = window_of(forged)
+    assert window is not None and window.ends_at == start + timedelta(hours=72)
+
+
+def test_every_tenant_of_the_audience_the_registry_lacks_is_named() -> None:
+    data = planned(audience={"tenants": ["t1", "ghost-b", "t2", "ghost-a"]})
+    [problem] = notice_problems(data, NOW, known_tenants=set(registry().tenants))
+    assert problem == "audience.tenants: not in the registry: ghost-a, ghost-b"
+    assert notice_problems(planned(audience={"tenants": ["t1", "t2"]}), NOW, known_tenants=set(registry().tenants)) == []
+    with pytest.raises(NoticeError, match="ghost-a, ghost-b"):
+        notice_from_file_data(data, NOW, known_tenants=set(registry().tenants))
+
+
+def test_notice_publish_check_with_a_registry_file_names_the_unknown_tenants(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from mimamori.cli import main
+
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_text(json.dumps({"tenants": [{"tenant_id": "t1", "name": "One", "notify_emails": ["a@one.example"]}],
+                                         "utms": []}), encoding="utf-8")
+    notice = tmp_path / "notice.json"
+    notice.write_text(json.dumps(planned(audience={"tenants": ["t1", "nobody"]})), encoding="utf-8")
+    assert main(["notice", "publish", str(notice), "--check", "--registry", str(registry_file)]) == 1
+    assert "not in the registry: nobody" in capsys.readouterr().err
 
 
 # --- versions and cancellation -----------------------------------------------------------------

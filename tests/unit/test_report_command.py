@@ -49,3 +49,39 @@ def test_report_refuses_a_bad_month_an_unknown_tenant_and_a_month_out_of_service
     assert main(["report", "tc", "--month", str(MONTH.previous()), "--out", str(tmp_path), "--store", url]) == 1
     assert "not in service" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+CRAFTED = "X-Mimamori-Month: 1999-01\r\n../../evil.example/t"
+
+
+def test_report_is_robust_to_any_tenant_id(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The month is the one asked for, not read back from rendered text; files stay in --out."""
+    from datetime import date, datetime, timezone
+
+    from pipeline.models import Tenant
+    from pipeline.rows import tenant_row
+
+    store = open_store(url)
+    try:
+        store.insert("tenants", [tenant_row(Tenant(CRAFTED, "Crafted", ("a@crafted.example",),
+                                                   service_start=date(2024, 1, 1)), datetime.now(timezone.utc))])
+    finally:
+        store.close()
+    out = tmp_path / "reports"
+    assert main(["report", CRAFTED, "--month", str(MONTH), "--out", str(out), "--store", url]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 5 and all(f"-{MONTH}." in n or f"-{MONTH}-" in n for n in names), names
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents] == []
+    eml = next(p for p in out.iterdir() if p.suffix == ".eml")
+    assert message_from_bytes(eml.read_bytes(), policy=policy.default)["X-Mimamori-Month"] == str(MONTH)
+
+
+def test_report_out_an_existing_file_is_a_clear_error(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("keep me", encoding="utf-8")
+    assert main(["report", "ta", "--month", str(MONTH), "--out", str(taken), "--store", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mimamori report: cannot write to --out") and "Traceback" not in err
+    assert taken.read_text(encoding="utf-8") == "keep me"
+    assert main(["report", "ta", "--month", str(MONTH), "--out", str(tmp_path), "--store", url]) == 0  # an existing directory
+    assert (tmp_path / f"ta-{MONTH}.eml").exists()

@@ -20,7 +20,7 @@ def rows_of(count: int, utm_id: str = "u1") -> list[dict]:
 
 
 def test_only_events_not_yet_stored_are_left(tmp_path: Path) -> None:
-    store = open_store(f"chdb://{tmp_path / 'ch'}")
+    store = open_store(f"chdb://{tmp_path / 'ch'}", create=True)
     try:
         apply_migrations(store, "Asia/Tokyo", NOW)
         rows = rows_of(10) + rows_of(3, utm_id="u2")

@@ -119,3 +119,17 @@ def test_purge_tenant_leaves_no_row_of_it_and_keeps_the_others(url: str, capsys:
         assert store.query("SELECT count() AS n FROM utms WHERE utm_id = 'u1'")[0]["n"] == 0
     finally:
         store.close()
+
+
+def test_a_chdb_path_that_does_not_exist_is_refused_unless_migrate_creates_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = f"chdb://{tmp_path / 'mistyped'}"
+    for command in (["query", "portal_alerts"], ["report", "t1", "--month", "2026-01"], ["purge-tenant", "t1", "--no-kafka"]):
+        assert main([*command, "--store", missing]) == 1
+        err = capsys.readouterr().err
+        assert "does not exist" in err and "mimamori migrate" in err and "Traceback" not in err
+        assert not (tmp_path / "mistyped").exists()
+    assert main(["migrate", "--store", missing]) == 0
+    assert (tmp_path / "mistyped").is_dir()
+    capsys.readouterr()
+    assert main(["query", "portal_alerts", "--store", missing]) == 0
