@@ -256,6 +256,9 @@ class Settings:
     kafka_username: str = ""
     kafka_password: str = field(default="", repr=False)
     kafka_ca_file: Path | None = None
+    portal_port: int = 8080
+    portal_key: str | None = field(default=None, repr=False)
+    """The portal's secret: signs its session cookies and encrypts the TOTP secrets; never printed."""
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)
@@ -293,6 +296,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_GATEWAY_TLS_CERT": ("gateway_tls_cert", _parse_optional_path),
     "MIMAMORI_GATEWAY_TLS_KEY": ("gateway_tls_key", _parse_optional_path),
     "MIMAMORI_GATEWAY_ACK_TIMEOUT": ("gateway_ack_timeout", _parse_positive_duration),
+    "MIMAMORI_PORTAL_PORT": ("portal_port", _parse_port),
+    "MIMAMORI_PORTAL_KEY": ("portal_key", _parse_secret),
 }
 
 

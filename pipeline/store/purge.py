@@ -6,7 +6,7 @@ from pipeline.store.sqlfiles import query_sql
 
 TENANT_TABLES = (
     "events", "alerts", "utm_status", "utm_last_seen", "mails", "detections_daily", "web_usage_daily", "threats_daily",
-    "utm_status_changes", "threat_categories_daily", "utms", "tenants",
+    "utm_status_changes", "threat_categories_daily", "portal_accounts", "utms", "tenants",
 )
 
 

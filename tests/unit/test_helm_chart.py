@@ -54,9 +54,12 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_KAFKA_USERNAME": "kafka.sasl.username",
     "MIMAMORI_KAFKA_PASSWORD": "kafka.sasl.existingSecret",
     "MIMAMORI_KAFKA_CA_FILE": "kafka.tls.caSecret",
+    "MIMAMORI_PORTAL_PORT": "portal.port",
+    "MIMAMORI_PORTAL_KEY": "portal.key",
 }
-GATEWAY_ONLY = {v for v in VALUE_OF_VARIABLE if v.startswith("MIMAMORI_GATEWAY_")}
-"""Settings of the gateway's pods only (templates/gateway.yaml); the worker's pods do not get them."""
+GATEWAY_ONLY = {v for v in VALUE_OF_VARIABLE if v.startswith(("MIMAMORI_GATEWAY_", "MIMAMORI_PORTAL_"))}
+"""Settings of the gateway's or the portal's pods only (templates/gateway.yaml, portal.yaml); the
+worker's pods do not get them."""
 KAFKA_SASL_AND_CA = {"MIMAMORI_KAFKA_SASL_MECHANISM", "MIMAMORI_KAFKA_USERNAME", "MIMAMORI_KAFKA_PASSWORD",
                      "MIMAMORI_KAFKA_CA_FILE"}
 """Rendered only when kafka.security asks for them (SASL) and a CA Secret is named."""
@@ -119,7 +122,7 @@ def test_values_carry_the_contract_defaults(values: dict[str, str | None]) -> No
     plain = {var: key for var, key in VALUE_OF_VARIABLE.items()
              if var not in ("MIMAMORI_CLICKHOUSE", "MIMAMORI_SMTP", "MIMAMORI_RULES", "MIMAMORI_GATEWAY_KEY",
                             "MIMAMORI_GATEWAY_TLS_CERT", "MIMAMORI_GATEWAY_TLS_KEY", "MIMAMORI_KAFKA_USERNAME",
-                            "MIMAMORI_KAFKA_PASSWORD", "MIMAMORI_KAFKA_CA_FILE")}
+                            "MIMAMORI_KAFKA_PASSWORD", "MIMAMORI_KAFKA_CA_FILE", "MIMAMORI_PORTAL_KEY")}
     read = {var: ENVIRONMENT[var][1](values[key] or "") for var, key in plain.items()}
     assert read == {var: getattr(defaults, ENVIRONMENT[var][0]) for var in plain}
     assert values["rules.enabled"] == "false" and defaults.rules_file is None
@@ -348,3 +351,32 @@ def test_the_gateway_needs_a_key_and_production_values_put_it_behind_a_tls_ingre
     refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "gateway.maxBody=lots",
                    check=False)
     assert refused.returncode != 0 and "/gateway/maxBody" in refused.stderr
+
+
+def test_the_portal_renders_a_deployment_a_service_an_ingress_and_its_settings() -> None:
+    docs = render("portal.enabled=true", "portal.key=0123456789abcdef-portal", "portal.ingress.enabled=true",
+                  "portal.ingress.host=portal.example.jp", "portal.ingress.tlsSecretName=portal-tls",
+                  "clickhouse.password=pw")
+    portal = [doc for doc in docs if "component: portal" in doc]
+    assert sorted(kind_of(doc) for doc in portal) == ["Deployment", "Ingress", "Secret", "Service"]
+    env = worker_environment(docs, "pw", component="portal")
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("MIMAMORI_")})
+    assert settings.portal_key == "0123456789abcdef-portal" and settings.portal_port == 8080
+    assert settings.clickhouse == "clickhouse://mimamori:pw@clickhouse:9000/mimamori"
+    deployment = next(doc for doc in portal if kind_of(doc) == "Deployment")
+    assert "- portal" in deployment and "path: /health" in deployment and "--insecure-cookies" not in deployment
+    ingress = next(doc for doc in portal if kind_of(doc) == "Ingress")
+    assert "secretName: portal-tls" in ingress and 'host: "portal.example.jp"' in ingress
+
+
+def test_the_portal_needs_a_key_and_the_clickhouse_server() -> None:
+    refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "portal.enabled=true",
+                   check=False)
+    assert refused.returncode != 0 and "portal.existingSecret" in refused.stderr
+    refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "portal.enabled=true",
+                   "--set", "portal.key=0123456789abcdef-portal", "--set", "clickhouse.embedded.enabled=true",
+                   check=False)
+    assert refused.returncode != 0 and "ClickHouse server" in refused.stderr
+    docs = render(values_file=PRODUCTION)
+    assert "name: mimamori-portal-key" in next(doc for doc in docs if kind_of(doc) == "Deployment"
+                                                and "component: portal" in doc)

@@ -1,6 +1,6 @@
 """The layers of pyproject.toml's [tool.importlinter], checked by `lint-imports` as CI runs it.
 
-mimamori (shell) above agents and gateway (siblings that import neither each other) above pipeline; inside pipeline, the pure core imports no adapter.
+mimamori (shell) above agents, gateway and portal (siblings that import none of each other) above pipeline; inside pipeline, the pure core imports no adapter.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("mimamori", "agents", "gateway", "pipeline")
+PACKAGES = ("mimamori", "agents", "gateway", "portal", "pipeline")
 CONTRACTS = {
-    "layers": "mimamori (shell) above agents and gateway (independent of each other) above pipeline",
+    "layers": "mimamori (shell) above agents, gateway and portal (independent of each other) above pipeline",
     "core-adapters": "pipeline's pure core imports none of pipeline's adapters or drivers",
     "core-io-libraries": "pipeline's pure core imports no client library of an outside service",
     "no-test-only-packages": "the runtime imports no package that only the test extra installs",

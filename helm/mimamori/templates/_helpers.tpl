@@ -223,3 +223,21 @@ as the `le` label of the worker's mimamori_alert_to_smtp_seconds bucket (whole s
 {{- define "mimamori.metricSelector" -}}
 {{- .Values.monitoring.prometheusRule.selector | default (printf "job=%q" (include "mimamori.fullname" .)) -}}
 {{- end }}
+
+{{- define "mimamori.portalSecret" -}}
+{{- .Values.portal.existingSecret | default (printf "%s-portal" (include "mimamori.fullname" .)) }}
+{{- end }}
+
+{{/* Every MIMAMORI_* setting of the portal: the store, its port and its key. */}}
+{{- define "mimamori.portalEnv" -}}
+{{ include "mimamori.storeEnv" . | trim }}
+- name: MIMAMORI_LOG_FORMAT
+  value: {{ .Values.config.logFormat | quote }}
+- name: MIMAMORI_PORTAL_PORT
+  value: {{ .Values.portal.port | quote }}
+- name: MIMAMORI_PORTAL_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mimamori.portalSecret" . }}
+      key: {{ .Values.portal.existingSecretKey }}
+{{- end }}

@@ -1,0 +1,154 @@
+"""What the portal reads: the portal_* views through sql/queries/portal_page_*.sql, always bound
+to one tenant. There is no way to build a `TenantData` without a tenant, and every query names it."""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipeline.models import THREAT_TYPES
+from pipeline.store.backends import Store
+from pipeline.store.sqlfiles import query_sql
+
+RETENTION_DAYS = 90
+PAGE_SIZE = 50
+ACTIONS = ("blocked", "disarmed", "detected", "allowed")
+BLOCKING = ("blocked", "disarmed")
+_TIMES = ("first_seen", "last_seen", "at", "offline_since", "ts", "starts_at", "ends_at", "published_at")
+_DAYS = ("day", "insurance_eligible_until")
+
+
+def typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Times and days as Python values (the embedded engine gives text, a server typed values)."""
+    for row in rows:
+        for name in _TIMES:
+            value = row.get(name)
+            if isinstance(value, str):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                row[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            elif isinstance(value, datetime) and value.tzinfo is None:
+                row[name] = value.replace(tzinfo=timezone.utc)
+        for name in _DAYS:
+            if isinstance(row.get(name), str):
+                row[name] = date.fromisoformat(row[name])
+    return rows
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+
+def period_of(from_text: str | None, to_text: str | None, today: date, default_days: int = 30) -> Period:
+    """The period asked for, inside the 90 days kept; a bad or missing day takes the default."""
+    oldest = today - timedelta(days=RETENTION_DAYS - 1)
+
+    def parse(text: str | None, fallback: date) -> date:
+        try:
+            return date.fromisoformat(text) if text else fallback
+        except ValueError:
+            return fallback
+
+    last = min(max(parse(to_text, today), oldest), today)
+    first = min(max(parse(from_text, last - timedelta(days=default_days - 1)), oldest), last)
+    return Period(first, last)
+
+
+def report_id(tenant_id: str, month: str) -> str:
+    """The id in a report's URL: from tenant and month, so another tenant's report id is unknown here."""
+    return hashlib.blake2b(f"report|{tenant_id}|{month}".encode(), digest_size=10).hexdigest()
+
+
+class TenantData:
+    def __init__(self, store: Store, tenant_id: str, tz: ZoneInfo) -> None:
+        if not tenant_id:
+            raise ValueError("the portal reads one tenant's rows: a tenant id is required")
+        self.store = store
+        self.tenant_id = tenant_id
+        self.tz = tz
+
+    def _q(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        return typed(self.store.query(query_sql(name), {"tenant": self.tenant_id, "tz": self.tz.key, **params}))
+
+    def _span(self, period: Period) -> dict[str, Any]:
+        return {"from": period.first, "to": period.last}
+
+    # -- summary ---------------------------------------------------------------------------------
+
+    def detection_totals(self, period: Period) -> dict[str, dict[str, int]]:
+        totals = {t: {a: 0 for a in ACTIONS} for t in THREAT_TYPES}
+        for row in self._q("portal_page_detection_totals", **self._span(period)):
+            if row["type"] in totals:
+                totals[row["type"]][row["action"]] = totals[row["type"]].get(row["action"], 0) + int(row["detections"])
+        return totals
+
+    def alert_counts(self, period: Period) -> dict[int, dict[str, int]]:
+        counts: dict[int, dict[str, int]] = {g: defaultdict(int) for g in (3, 2, 1, 0)}
+        for row in self._q("portal_page_alert_counts", **self._span(period)):
+            counts.setdefault(int(row["grade"]), defaultdict(int))[row["status"]] += int(row["alerts"])
+        return counts
+
+    def alerts(self, period: Period, min_grade: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        return self._q("portal_page_alerts", min_grade=min_grade, limit=limit, **self._span(period))
+
+    def alert(self, alert_id: str) -> dict[str, Any] | None:
+        rows = self._q("portal_page_alert", alert=alert_id)
+        return rows[0] if rows else None
+
+    # -- detections ------------------------------------------------------------------------------
+
+    def detections(self, period: Period, now: datetime, *, type_: str = "", action: str = "", utm: str = "",
+                   alert: str = "", page: int = 1, size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
+        params = {"since": now - timedelta(days=RETENTION_DAYS), "type": type_, "action": action, "utm": utm,
+                  "alert": alert, **self._span(period)}
+        total = int(self._q("portal_page_detections_count", **params)[0]["n"])
+        rows = self._q("portal_page_detections", limit=size, offset=max(0, page - 1) * size, **params)
+        return rows, total
+
+    # -- UTMs ------------------------------------------------------------------------------------
+
+    def utms(self) -> list[dict[str, Any]]:
+        return self._q("portal_page_utms")
+
+    def utm_changes(self, utm_id: str) -> list[dict[str, Any]]:
+        return self._q("portal_page_utm_changes", utm=utm_id)
+
+    def per_utm(self, period: Period) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = defaultdict(lambda: {t: 0 for t in THREAT_TYPES})
+        for row in self._q("portal_page_detections_per_utm", **self._span(period)):
+            if row["type"] in THREAT_TYPES:
+                found[row["utm_id"]][row["type"]] += int(row["detections"])
+        return found
+
+    # -- comparison ------------------------------------------------------------------------------
+
+    def per_day(self, period: Period) -> dict[date, dict[str, int]]:
+        days = {d: {t: 0 for t in THREAT_TYPES} for d in period.days}
+        for row in self._q("portal_page_detections_per_day", **self._span(period)):
+            if row["day"] in days and row["type"] in THREAT_TYPES:
+                days[row["day"]][row["type"]] += int(row["detections"])
+        return days
+
+    def peers_per_day(self, period: Period) -> dict[date, dict[str, float]]:
+        """Only the days the view gives an average for (none for a day with fewer than 5 tenants)."""
+        days: dict[date, dict[str, float]] = {}
+        for row in typed(self.store.query(query_sql("portal_page_peer_per_day"), self._span(period))):
+            if row["type"] in THREAT_TYPES:
+                days.setdefault(row["day"], {t: 0.0 for t in THREAT_TYPES})[row["type"]] = float(row["avg_detections"])
+        return days
+
+    # -- records, notices ------------------------------------------------------------------------
+
+    def usage(self, period: Period) -> list[dict[str, Any]]:
+        return self._q("portal_page_usage", **self._span(period))
+
+    def notices(self) -> list[dict[str, Any]]:
+        return self._q("portal_page_notices")
