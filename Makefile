@@ -11,6 +11,7 @@ tools:
 services-install: setup
 	scripts/kafka.sh install
 	scripts/clickhouse-server.sh install
+	scripts/chromium.sh install
 
 demo: setup
 	scripts/kafka.sh start

@@ -143,8 +143,9 @@ def simple_bars(rows: list[tuple[str, int]], label: str, color: str = "#2e86c1")
 def availability_strip(utms: list[tuple[str, list[tuple[datetime, datetime, str]]]], start: datetime, end: datetime,
                        tz: ZoneInfo, label: str = "UTMの稼働状況") -> str:
     """One strip per UTM from `start` to `end` (the time counted, not the whole month): each
-    segment in its status colour, and any online or stopped segment at least 2 px wide, so a UTM
-    online for the last hour is not drawn as not seen."""
+    segment in its status colour from the UTM's first sign of life (the time before is not counted,
+    as the availability beside it), any online or stopped segment at least 2 px wide, so a UTM
+    online for the last hour is not drawn as not seen; grey (未接続) only for a UTM never seen."""
     row_h, left, right, top = 22, 150, 10, 8
     width = 760
     height = top + row_h * max(1, len(utms)) + 34
@@ -157,7 +158,10 @@ def availability_strip(utms: list[tuple[str, list[tuple[datetime, datetime, str]
         body.append(f'<g class="strip" data-utm="{escape(utm_id)}"><text x="{left - 6}" y="{y0 + 14}" font-size="11" '
                     f'text-anchor="end" fill="#333">{escape(utm_id[:24])}</text>'
                     f'<rect x="{left}" y="{y0 + 3}" width="{plot_w}" height="{row_h - 6}" fill="#fff" stroke="#ddd"/>')
+        seen = any(status != "never_seen" for _, _, status in segments)
         for seg_start, seg_end, status in segments:
+            if seen and status == "never_seen":
+                continue  # before its first sign of life: not counted, not drawn
             x0, x1 = x(seg_start), x(seg_end)
             w = x1 - x0 if status == "never_seen" else max(2.0, x1 - x0)
             x0 = min(x0, left + plot_w - w)

@@ -77,22 +77,34 @@ def availability_chart(report: MonthlyReport, locale: str) -> bytes:
     tz = report.data.tz
     figure = Figure(figsize=(7.2, 0.9 + 0.45 * max(1, len(utms))))
     axes = figure.add_subplot()
-    start = datetime.combine(report.data.month.first_day, datetime.min.time())
-    end = start + timedelta(days=len(report.data.month.days()))
+    # The time counted, not the whole month: a month to date ends now, so a UTM online since this
+    # morning is drawn over the hours it was watched (it was a sliver of a 31-day axis, grey beside
+    # a text that said 100%); the time before a UTM's first sign of life is left blank, as the text
+    # does not count it; and an online or stopped stretch is never thinner than ~2 pixels.
+    start, end = report.data.start.astimezone(tz).replace(tzinfo=None), report.data.end.astimezone(tz).replace(tzinfo=None)
+    if end <= start:
+        end = start + timedelta(days=1)
+    least = (mdates.date2num(end) - mdates.date2num(start)) / 300
 
     def x(value: datetime) -> float:
         return mdates.date2num(value.astimezone(tz).replace(tzinfo=None))
 
     for row, utm in enumerate(utms):
+        seen = any(segment.status != "never_seen" for segment in utm.segments)
         for segment in utm.segments:
-            axes.broken_barh([(x(segment.start), x(segment.end) - x(segment.start))], (row - 0.35, 0.7),
+            if seen and segment.status == "never_seen":
+                continue  # before its first sign of life: not counted (nor drawn), as in the text
+            width = x(segment.end) - x(segment.start)
+            if segment.status != "never_seen":
+                width = max(width, least)
+            axes.broken_barh([(min(x(segment.start), mdates.date2num(end) - width), width)], (row - 0.35, 0.7),
                              facecolors=STATUS_COLORS[segment.status])
     axes.set_yticks(range(len(utms)), [u.utm_id for u in utms], fontproperties=font)
     axes.set_ylim(-0.6, max(1, len(utms)) - 0.4)
     axes.invert_yaxis()
     axes.set_xlim(mdates.date2num(start), mdates.date2num(end))
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%m/%d"))
-    axes.xaxis.set_major_locator(mdates.DayLocator(interval=3))
+    axes.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, round((end - start).days / 10))))
     axes.set_title(labels["availability_title"], fontproperties=font, loc="left")
     axes.spines[["top", "right", "left"]].set_visible(False)
     axes.legend(handles=[Patch(color=STATUS_COLORS[s], label=labels[s]) for s in ("online", "offline", "never_seen")],

@@ -221,3 +221,28 @@ def test_text_from_events_is_defanged_in_the_text_and_html_parts(store: Store) -
     for part in parts:
         assert "hxxps://evil[.]example/fix" in part
         assert "evil.example" not in part and "https://evil" not in part
+
+
+def _green_pixels(png: bytes) -> int:
+    import io
+
+    from matplotlib import image
+
+    pixels = image.imread(io.BytesIO(png))[:, :, :3]
+    target = (0x27 / 255, 0xAE / 255, 0x60 / 255)
+    return int((abs(pixels - target).max(axis=2) < 0.02).sum())
+
+
+def test_a_utm_online_since_this_morning_is_drawn_online_as_its_text_says(store: Store) -> None:
+    """Month to date on the 10th at noon; the UTM's first sign of life was at 08:00 that day. Its
+    availability is 100% of the time watched, and the strip shows it online (it was a grey 未接続
+    strip over the whole month with an invisible sliver of green)."""
+    from pipeline.report.summary import Segment, UtmMonth
+
+    report = summarize(gather_month(store, TENANTS["ta"], MONTH, TZ, local(10, 12)))
+    start, morning, now = report.data.start, local(10, 8), local(10, 12)
+    utm = UtmMonth(utm_id="u-new", status_now="online", stops=0, online_share=1.0, offline_seconds=0.0,
+                   segments=(Segment(start, morning, "never_seen"), Segment(morning, now, "online")))
+    legend_only = _green_pixels(availability_chart(replace(report, utms=()), "ja"))
+    drawn = _green_pixels(availability_chart(replace(report, utms=(utm,)), "ja")) - legend_only
+    assert drawn > 200, drawn  # 112 before: a sliver of a 31-day axis
