@@ -28,6 +28,8 @@ RUN apt-get update \
 COPY pyproject.toml README.md /src/
 COPY pipeline /src/pipeline
 COPY agents /src/agents
+COPY gateway /src/gateway
+COPY portal /src/portal
 COPY mimamori /src/mimamori
 COPY sql /src/sql
 COPY schemas /src/schemas
