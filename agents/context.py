@@ -40,6 +40,8 @@ class Context:
     store_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
     registry_follower: Any = None
+    follower: Any = None
+    """agents.follow.Follower: the compacted topics every worker reads whole, on the event loop."""
     processors: list[PartitionedProcessor] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
 

@@ -42,8 +42,8 @@ class UtmSide:
                       ctx.settings.topics.verdicts_by_utm: "verdict"}
         self.inflight: dict[tuple[str, int], int] = {}
         self.processor: PartitionedProcessor | None = None
-        self.fleet = CompactedFollower(ctx.settings.kafka, ctx.settings.topics.fleet,
-                                       lambda v: SilenceReport.from_record(orjson.loads(v)), "fleet-book")
+        self.fleet: CompactedFollower = ctx.follower.topic(
+            ctx.settings.topics.fleet, lambda v: SilenceReport.from_record(orjson.loads(v)), "fleet-book")
 
     def elsewhere(self) -> tuple[int, int]:
         """(silent, seen) UTMs of the partitions other workers own, as they last reported them

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
 import orjson
 from aiokafka import ConsumerRecord
 
@@ -54,12 +52,8 @@ class VerdictRouter(StatelessHandler):
 
 def register(ctx: Context) -> VerdictRouter:
     topics = ctx.settings.topics
-    book = CompactedFollower(ctx.settings.kafka, topics.alert_routes, bytes.decode, "route-book")
+    book = ctx.follower.topic(topics.alert_routes, bytes.decode, "route-book")
     book.start()
-
-    @ctx.app.on_before_shutdown.connect
-    def stop_book(app: Any, **kwargs: Any) -> None:
-        book.stop()
 
     router = VerdictRouter(ctx, book)
     ctx.add_processor(PartitionedProcessor(

@@ -12,6 +12,7 @@ from agents import detect, mail, notices, report, verdicts
 from agents import store as store_side
 from agents.app import make_app
 from agents.context import Context, log
+from agents.follow import Follower
 from agents.registry import register_follower, register_mirrors
 from agents.runtime import Publisher
 from pipeline.clock import Clock, SystemClock
@@ -44,6 +45,8 @@ def build_app(settings: Settings, *, store: Store | None = None,
                   registry=Registry(), policy=policy, store=store,
                   metrics=Metrics(), clock=clock or SystemClock())
     app.mimamori = ctx  # type: ignore[attr-defined]
+    ctx.follower = app.add_dependency(Follower(settings, failing=ctx.failing, metrics=ctx.metrics,
+                                                    loop=app.loop, beacon=app.beacon))
     ctx.registry_follower = register_follower(ctx)
     register_mirrors(ctx)
     detect.register(ctx)

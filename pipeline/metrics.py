@@ -95,6 +95,10 @@ class Metrics:
         self.utms = Gauge("mimamori_utms", "UTMs by status, of this worker's input partitions only (sums over workers)",
                           ["status"], registry=r)
         self.mass_outage = Gauge("mimamori_mass_outage", "1 while a mass outage of UTMs is declared", registry=r)
+        self.registry_refused = Counter(
+            "mimamori_registry_records_refused_total",
+            "Records of the registry topics refused by their schema (the previous version of the tenant or UTM stays)",
+            ["kind"], registry=r)
         self.batch_seconds = Histogram("mimamori_batch_seconds", "Time to process one input batch", ["agent"], registry=r)
 
         # Are customers told in time? (issue 13)
@@ -115,6 +119,8 @@ class Metrics:
         for grade in GRADES:
             self.alert_to_smtp.labels(grade)
             self.alert_changes.labels(grade)
+        for kind in ("tenant", "utm"):
+            self.registry_refused.labels(kind)
         for status in UTM_STATUSES:
             self.utms.labels(status)
         for transient in ("true", "false"):
@@ -143,6 +149,8 @@ class Metrics:
         unknown = set(counts) - set(UTM_STATUSES)
         if unknown:
             raise ValueError(f"unknown UTM status {sorted(unknown)}; expected {UTM_STATUSES}")
+        for kind in ("tenant", "utm"):
+            self.registry_refused.labels(kind)
         for status in UTM_STATUSES:
             self.utms.labels(status).set(counts.get(status, 0))
 

@@ -1,5 +1,5 @@
 """MIMAMORI_KAFKA_SECURITY and its companions: read and checked at start, turned into the options of
-both Kafka client libraries and of Faust, the password never in a repr."""
+both Kafka client libraries (Faust runs no Kafka client), the password never in a repr."""
 from __future__ import annotations
 
 import ssl
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from agents.app import broker_credentials, make_app
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.kafka_security import aiokafka_options, describe, kafka_python_options, ssl_context
 
@@ -19,7 +18,6 @@ def test_plaintext_by_default_and_no_tls_options() -> None:
     settings = load_settings({})
     assert settings.kafka_security == "plaintext" and ssl_context(settings) is None
     assert kafka_python_options(settings) == aiokafka_options(settings) == {"security_protocol": "PLAINTEXT"}
-    assert broker_credentials(settings) is None
 
 
 def test_sasl_ssl_gives_both_libraries_the_mechanism_user_password_and_a_verifying_context() -> None:
@@ -31,17 +29,6 @@ def test_sasl_ssl_gives_both_libraries_the_mechanism_user_password_and_a_verifyi
                            "sasl_plain_username": "worker", "sasl_plain_password": "Pa55-word:@/"}
     assert load_settings(SASL).kafka_sasl_mechanism == "SCRAM-SHA-512"  # the default mechanism
     assert describe(settings) == "sasl_ssl SCRAM-SHA-256 as worker"
-
-
-def test_faust_gets_the_same_credentials() -> None:
-    settings = load_settings({**SASL, "MIMAMORI_KAFKA_SASL_MECHANISM": "PLAIN"})
-    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-
-    auth = credentials_to_aiokafka_auth(make_app(settings).conf.broker_credentials)
-    assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_mechanism"] == "PLAIN"
-    assert (auth["sasl_plain_username"], auth["sasl_plain_password"]) == ("worker", "Pa55-word:@/")
-    ssl_only = load_settings({"MIMAMORI_KAFKA_SECURITY": "ssl"})
-    assert credentials_to_aiokafka_auth(broker_credentials(ssl_only))["security_protocol"] == "SSL"
 
 
 def test_the_password_is_in_no_repr_of_the_settings() -> None:
