@@ -16,6 +16,7 @@ from pipeline.clock import Clock
 from pipeline.config import Settings
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
+from pipeline.redact import redact
 from pipeline.rules import Policy
 from pipeline.store.backends import Store, StoreError, StoreUnavailable
 
@@ -23,6 +24,13 @@ log = logging.getLogger("mimamori")
 T = TypeVar("T")
 
 PARTITIONS = 6
+
+STORE_UNAVAILABLE = "store_unavailable"
+KAFKA_SEND_FAILED = "kafka_send_failed"
+SMTP_UNAVAILABLE = "smtp_unavailable"
+TIMER_ERROR = "timer_error"
+"""The reasons `/health` gives for a failing write or timer (`failing`): codes, never exception text,
+which can carry a URL or a customer's address; the details go to the log (redacted)."""
 
 
 @dataclass
@@ -37,6 +45,7 @@ class Context:
     clock: Clock
     progress: dict[str, float] = field(default_factory=dict)
     failing: dict[str, str] = field(default_factory=dict)
+    """What is failing now -> its reason code (STORE_UNAVAILABLE...), as /health shows it."""
     store_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
     registry_follower: Any = None
@@ -68,7 +77,7 @@ class Context:
                 self.failing.pop(f"timer:{name}", None)
             except Exception as exc:  # noqa: BLE001 - the guard is the point
                 self.metrics.agent_errors.labels(name).inc()
-                self.failing[f"timer:{name}"] = f"{type(exc).__name__}: {exc}"[:300]
+                self.failing[f"timer:{name}"] = TIMER_ERROR
                 log.exception("timer %s failed", name)
             self.progressed(name)
 
@@ -98,7 +107,7 @@ class Context:
         self.metrics.agent_errors.labels(agent).inc()
         log.error("%s: record %s/%s/%s dead-lettered: %s", agent, record.topic, record.partition, record.offset, exc,
                   extra={"topic": record.topic, "partition": record.partition, "offset": record.offset})
-        rejection = rejected("internal_error", f"{agent}: {type(exc).__name__}: {exc}"[:500], record.value or b"",
+        rejection = rejected("internal_error", redact(f"{agent}: {type(exc).__name__}: {exc}")[:500], record.value or b"",
                              self.clock.now(), record.topic, record.partition, record.offset)
         key = f"{record.topic}/{record.partition}/{record.offset}".encode()
         await self.deliver_all("dead-letters", lambda: self.publisher.send_all(
@@ -125,7 +134,7 @@ class Context:
             except StoreUnavailable as exc:
                 self.metrics.store_failures.labels(what).inc()
                 log.warning("store unavailable for %s, retrying in %.1fs: %s", what, delay, exc)
-                self.failing[what] = f"store unavailable: {exc}"[:300]
+                self.failing[what] = STORE_UNAVAILABLE
             except StoreError:
                 self.metrics.store_failures.labels(what).inc()
                 self.failing.pop(what, None)
@@ -145,7 +154,7 @@ class Context:
                 self.failing.pop(what, None)
                 return
             except Exception as exc:
-                self.failing[what] = str(exc)[:300]
+                self.failing[what] = KAFKA_SEND_FAILED
                 self.metrics.agent_errors.labels(what).inc()
                 log.error("sending %s failed, retrying in %.1fs: %s", what, delay, exc)
                 await asyncio.sleep(delay)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 
-from agents.context import PARTITIONS, Context, log
+from agents.context import PARTITIONS, SMTP_UNAVAILABLE, Context, log
 from agents.runtime import PartitionedProcessor, SavedState, StateWrite
 from agents.store import row_messages
 from agents.partitioning import partition_for
@@ -164,7 +164,7 @@ class Sender:
             except TransientMailError as exc:
                 ctx.metrics.mail_failures.labels("true").inc()
                 ctx.metrics.mails_stuck.set(1)
-                ctx.failing["mail-sender"] = str(exc)[:300]
+                ctx.failing["mail-sender"] = SMTP_UNAVAILABLE
                 delay = self.retrier.delay(attempt, mail.message_id).total_seconds()
                 log.warning("mail %s not delivered (%s); retry %d in %.1fs", mail.message_id, exc, attempt + 1, delay)
                 attempt += 1

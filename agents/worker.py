@@ -21,6 +21,7 @@ from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.kafka_security import kafka_python_options
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
+from pipeline.redact import redact_url
 from pipeline.rules import load_policy
 from pipeline.store.backends import Store, StoreHeld, open_store
 from pipeline.store.migrate import apply_migrations
@@ -86,7 +87,7 @@ async def _claim_later(ctx: Context) -> None:
     store = await asyncio.get_running_loop().run_in_executor(ctx.store_executor, _claim_store, ctx.settings)
     if store is not None:
         ctx.store = store
-        log.info("this worker now holds the store %s", ctx.settings.clickhouse)
+        log.info("this worker now holds the store %s", redact_url(ctx.settings.clickhouse))
         await store_side.register_now(ctx)
 
 
@@ -110,18 +111,26 @@ def _web_pages(ctx: Context) -> None:
 
 
 def health_report(ctx: Context, now: float, started: float) -> dict:
+    """What /health shows (it needs no login): each processor's state and a reason code, the
+    failing writes and timers with theirs (agents.context), seconds since progress. Never
+    exception text, URLs or customers' data: those are in the log, redacted."""
     stalled = {}
     for name, interval in ctx.timers.items():
         last = ctx.progress.get(name, started)
         if now - last > max(STALLED_AFTER, 3 * interval):
             stalled[name] = round(now - last)
     crashed = []
+    processors = {}
     for processor in ctx.processors:
         if processor.crashed or (processor.consumer is None and processor.started and not processor.should_stop):
             crashed.append(processor.name)
+            processors[processor.name] = {"state": "crashed", "reason": "crashed"}
         elif any(processor.lag().values()) and now - processor.last_progress > STALLED_AFTER:
             stalled[processor.name] = round(now - processor.last_progress)
+            processors[processor.name] = {"state": "stalled", "reason": "no_progress"}
+        else:
+            processors[processor.name] = {"state": "running" if processor.started else "starting", "reason": None}
     status = "stalled" if stalled or crashed or ctx.failing else "ok"
-    return {"status": status, "stalled": stalled, "crashed": crashed, "failing": dict(ctx.failing),
-            "progress": {k: round(now - v) for k, v in ctx.progress.items()},
+    return {"status": status, "processors": processors, "stalled": stalled, "crashed": crashed,
+            "failing": dict(ctx.failing), "progress": {k: round(now - v) for k, v in ctx.progress.items()},
             "partitions": {p.name: sorted(p.partitions) for p in ctx.processors}}

@@ -5,11 +5,13 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 from typing import NoReturn, Sequence
 
 from mimamori import commands
-from pipeline.config import ConfigError, load_settings
+from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.logs import configure as configure_logging
+from pipeline.redact import RedactingStream, remember_secrets, url_secrets
 
 
 class UsageError(Exception):
@@ -56,14 +58,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mimamori: configuration: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_format, getattr(args, "loglevel", None) or "warning")
+    remember_secrets(secrets_of(settings, args))
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)  # type: ignore[assignment]
     try:
+        configure_logging(settings.log_format, getattr(args, "loglevel", None) or "warning")
         return int(args._run(args, settings) or 0)
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:  # noqa: BLE001 - the traceback still goes out, without a password in it
+        sys.stderr.write(traceback.format_exc())
+        return 1
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def secrets_of(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """Every secret this run knows of, masked in whatever it prints (pipeline.redact)."""
+    urls = [settings.clickhouse, settings.smtp] + [value for value in vars(args).values()
+                                                   if isinstance(value, str) and "://" in value]
+    return [settings.kafka_password, getattr(settings, "gateway_key", None), getattr(settings, "portal_key", None),
+            *[secret for url in urls for secret in url_secrets(url)]]
 
 
 if __name__ == "__main__":

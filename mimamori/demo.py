@@ -27,6 +27,7 @@ from pipeline.kafka_security import kafka_python_options
 from pipeline.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Verdict
 from mimamori.producer import open_kafka_producer, registry_records
+from pipeline.redact import redact_url
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
 from pipeline.store.backends import open_store
@@ -74,8 +75,8 @@ def run_demo(settings: Settings, plan: DemoPlan, out: TextIO) -> int:
     (plan.directory / "expected.json").write_bytes(orjson.dumps(sim.expected, option=orjson.OPT_INDENT_2))
     say(f"demo: {len(sim.lines)} simulated lines from {plan.tenants * plan.utms_per_tenant} UTMs "
         f"in {plan.directory}/events.jsonl")
-    say(f"demo: Kafka {settings.kafka}, topics {settings.topics.events} ..., store {settings.clickhouse}, "
-        f"mail {settings.smtp}; mail wait {format_duration(settings.mail_group_wait)}, "
+    say(f"demo: Kafka {settings.kafka}, topics {settings.topics.events} ..., store {redact_url(settings.clickhouse)}, "
+        f"mail {redact_url(settings.smtp)}; mail wait {format_duration(settings.mail_group_wait)}, "
         f"interval {format_duration(settings.mail_group_interval)}")
     store = open_store(settings.clickhouse, create=True)
     try:

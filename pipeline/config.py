@@ -7,7 +7,10 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.redact import redact_url
 
 
 class ConfigError(ValueError):
@@ -85,9 +88,34 @@ def _parse_port(text: str) -> int:
 def _parse_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if not any(text.startswith(s + "://") for s in schemes):
-            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {text!r}")
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, "
+                             f"got {redact_url(text)!r}")
         return text
     return parse
+
+
+def url_flag(url: str, name: str) -> bool:
+    """A yes/no query parameter of a URL (`?starttls=1`, `?insecure=true`)."""
+    return parse_qs(urlsplit(url).query).get(name, ["0"])[-1].lower() in ("1", "true", "yes")
+
+
+SMTP_CLEAR_TEXT_LOGIN = ("a password is sent only over TLS: use smtps:// or ?starttls=1 "
+                         "(?insecure=1 allows it in clear, for a relay on the same host)")
+
+
+def smtp_clear_text_login(url: str) -> bool:
+    """True when an SMTP URL would send its password without TLS: a user on `smtp://` with neither
+    `?starttls=1` nor `?insecure=1` (the contract allows a clear-text login only when asked for)."""
+    parts = urlsplit(url)
+    return (parts.scheme == "smtp" and bool(parts.username or parts.password)
+            and not url_flag(url, "starttls") and not url_flag(url, "insecure"))
+
+
+def _parse_smtp(text: str) -> str:
+    url = _parse_url(("smtp", "smtps", "maildir"))(text)
+    if smtp_clear_text_login(url):
+        raise ValueError(f"{redact_url(url)}: {SMTP_CLEAR_TEXT_LOGIN}")
+    return url
 
 
 def _parse_servers(text: str) -> str:
@@ -273,7 +301,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_KAFKA_PASSWORD": ("kafka_password", _parse_password),
     "MIMAMORI_KAFKA_CA_FILE": ("kafka_ca_file", _parse_ca_file),
     "MIMAMORI_CLICKHOUSE": ("clickhouse", _parse_url(("chdb", "clickhouse"))),
-    "MIMAMORI_SMTP": ("smtp", _parse_url(("smtp", "smtps", "maildir"))),
+    "MIMAMORI_SMTP": ("smtp", _parse_smtp),
     "MIMAMORI_TZ": ("tz", _parse_zone),
     "MIMAMORI_DEDUP_WINDOW": ("dedup_window", parse_duration),
     "MIMAMORI_CORRELATION_WINDOW": ("correlation_window", parse_duration),

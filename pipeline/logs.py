@@ -3,7 +3,7 @@
 `text`: one line per record for people. `json`: one JSON object per line for log shippers, with
 `time` (UTC, ISO 8601), `level`, `logger`, `message`, the record's `topic`, `partition` and
 `offset` when the log call passes them (`log.warning(..., extra=record_position(...))`), and
-`exception` with the traceback. The Kafka and Faust libraries log at WARNING and above only (but
+`exception` with the traceback. Both pass every line through pipeline.redact (no password printed). The Kafka and Faust libraries log at WARNING and above only (but
 Faust's worker still says when it is ready), and the errors the Kafka clients log while a consumer
 group or topic is being set up, then retry by themselves ("Group Coordinator Request failed:
 GroupCoordinatorNotAvailableError"), are not shown: they mean nothing to the reader.
@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import orjson
+
+from pipeline.redact import redact
 
 FORMATS = ("text", "json")
 LIBRARY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "urllib3", "asyncio")
@@ -42,16 +44,16 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for name in POSITION:
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exception"] = record.exc_text
+            entry["exception"] = redact(record.exc_text)
         return orjson.dumps(entry, default=str).decode()
 
 
@@ -63,7 +65,7 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         if getattr(record, "topic", None) is not None:
             line += f" [{record.topic}/{getattr(record, 'partition', '?')}@{getattr(record, 'offset', '?')}]"
-        return line
+        return redact(line)
 
 
 class RetriedByTheClient(logging.Filter):

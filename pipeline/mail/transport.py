@@ -16,10 +16,12 @@ from email.utils import parseaddr
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from pipeline.config import SMTP_CLEAR_TEXT_LOGIN, smtp_clear_text_login, url_flag
 from pipeline.mail.delivery import ACCEPTED, DEFERRED, REFUSED, Answer
 from pipeline.models import Mail
+from pipeline.redact import redact_url
 
 
 class MailError(Exception):
@@ -57,7 +59,10 @@ class SmtpTransport:
     def __init__(
         self, host: str, port: int, *, tls: bool = False, starttls: bool = False, user: str | None = None,
         password: str | None = None, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None,
+        insecure: bool = False,
     ) -> None:
+        if user and not (tls or starttls or insecure):
+            raise ValueError(f"smtp://{user}:***@{host}:{port}: {SMTP_CLEAR_TEXT_LOGIN}")
         self.host, self.port, self.tls, self.starttls = host, port, tls, starttls
         self.user, self.password, self.timeout = user, password, timeout
         self.ssl_context = ssl_context or ssl.create_default_context()
@@ -196,7 +201,9 @@ class MaildirTransport:
 
 
 def open_transport(url: str, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> MailTransport:
-    """`smtp://[USER:PASS@]HOST:PORT[?starttls=1]`, `smtps://...`, `maildir:///PATH` or `maildir://./PATH`."""
+    """`smtp://[USER:PASS@]HOST:PORT[?starttls=1|?insecure=1]`, `smtps://...`, `maildir:///PATH` or
+    `maildir://./PATH`. A login without TLS is refused unless the URL says `insecure=1`; with
+    `starttls=1` a server that offers no STARTTLS is refused before any password is sent."""
     if url.startswith("maildir://"):
         path = url[len("maildir://"):]
         if not path:
@@ -204,15 +211,16 @@ def open_transport(url: str, timeout: float = 30.0, ssl_context: ssl.SSLContext 
         return MaildirTransport(Path(path))
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError(f"expected smtp://HOST:PORT, smtps://HOST:PORT or maildir:///PATH, got {url!r}")
-    query = parse_qs(parts.query)
-    starttls = query.get("starttls", ["0"])[-1].lower() in ("1", "true", "yes")
+        raise ValueError(f"expected smtp://HOST:PORT, smtps://HOST:PORT or maildir:///PATH, got {redact_url(url)!r}")
+    if smtp_clear_text_login(url):
+        raise ValueError(f"{redact_url(url)}: {SMTP_CLEAR_TEXT_LOGIN}")
+    starttls = url_flag(url, "starttls")
     tls = parts.scheme == "smtps"
     return SmtpTransport(
         parts.hostname, parts.port or (465 if tls else 25), tls=tls, starttls=starttls and not tls,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None, timeout=timeout,
-        ssl_context=ssl_context,
+        ssl_context=ssl_context, insecure=url_flag(url, "insecure"),
     )
 
 

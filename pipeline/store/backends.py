@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from pipeline.redact import redact_url
+
 
 class StoreError(Exception):
     """The statement or the data is wrong: retrying will not help."""
@@ -274,7 +276,7 @@ class ServerStore:
         except Exception as exc:  # the driver raises many unrelated types; sort them here
             if _is_connection_error(exc):
                 self._client.disconnect()
-                raise StoreUnavailable(f"{self.url}: {exc}") from exc
+                raise StoreUnavailable(f"{redact_url(self.url)}: {exc}") from exc
             raise StoreError(str(exc).strip()) from exc
 
     def version(self) -> tuple[int, ...]:
@@ -327,4 +329,4 @@ def open_store(url: str, *, create: bool = False) -> Store:
         return _open_chdb(url, create)
     if url.startswith("clickhouse://"):
         return ServerStore(url)
-    raise StoreError(f"unknown store URL {url!r}: expected chdb:// or clickhouse://")
+    raise StoreError(f"unknown store URL {redact_url(url)!r}: expected chdb:// or clickhouse://")

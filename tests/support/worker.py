@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -93,9 +94,15 @@ class WorkerProcess:
         return "Ready" in text or "[^Worker]: Ready" in text
 
     def health(self) -> dict:
+        """The /health report, whether it answers 200 or 503; {} while the worker does not answer."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=2) as answer:
                 return orjson.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            try:
+                return orjson.loads(refused.read())
+            except Exception:
+                return {}
         except Exception:
             return {}
 
