@@ -32,6 +32,11 @@ class TransientMailError(MailError):
     """Try again later: the server is unreachable or answered 4xx."""
 
 
+class RelayUnreachable(TransientMailError):
+    """The relay itself could not be used (connection, TLS, login, dropped session): no mail can go
+    now, whoever it is for."""
+
+
 class PermanentMailError(MailError):
     """The server refused the mail for good (5xx on every recipient); retrying will not help."""
 
@@ -92,12 +97,19 @@ class SmtpTransport:
         rcpts = list(dict.fromkeys(mail.to if recipients is None else recipients))
         try:
             client = self._ready_client()
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise RelayUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        try:
             refused = client.sendmail(envelope_sender(mail), rcpts, mail.raw.encode("utf-8"))
         except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused; the session was reset
             return {r: Answer.of_code(*_code_text(exc.recipients.get(r))) for r in rcpts}
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:  # the session was reset
             raise _classify(exc) from exc
-        except (smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise RelayUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        except smtplib.SMTPException as exc:
             self.close()
             raise _classify(exc) from exc
         return {r: Answer.of_code(*_code_text(refused[r])) if r in refused else Answer(ACCEPTED, "250")
@@ -261,6 +273,8 @@ class RelayPool:
         """Transports created so far (a reused connection is not counted again)."""
         self.busy: dict[str, int] = {}
         """Transactions running now, by domain."""
+        self.unreachable: str | None = None
+        """Why the relay could not be used in the last transaction that ended (None: it could)."""
 
     async def deliver(self, mail: Mail, recipients: list[str]) -> dict[str, Answer]:
         """Hand `mail` to the relay for `recipients`; every one gets an answer. A whole transaction
@@ -281,10 +295,17 @@ class RelayPool:
             transport = self._idle.pop() if self._idle else self._open()
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self.executor, transport.deliver, mail, recipients)
+                answers = await loop.run_in_executor(self.executor, transport.deliver, mail, recipients)
+                self.unreachable = None
+                return answers
+            except RelayUnreachable as exc:
+                self.unreachable = type(exc.__cause__ or exc).__name__
+                return {r: Answer(DEFERRED, str(exc)) for r in recipients}
             except TransientMailError as exc:
+                self.unreachable = None
                 return {r: Answer(DEFERRED, str(exc)) for r in recipients}
             except PermanentMailError as exc:
+                self.unreachable = None
                 return {r: Answer(REFUSED, str(exc)) for r in recipients}
             finally:
                 self._idle.append(transport)

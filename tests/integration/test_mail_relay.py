@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.mail.delivery import ACCEPTED, DEFERRED, REFUSED
 from pipeline.mail.render import render_utm_mail
-from pipeline.mail.transport import RelayPool, TransientMailError, open_transport
+from pipeline.mail.transport import RelayPool, RelayUnreachable, TransientMailError, open_transport
 from pipeline.models import Mail, Tenant
 from tests.support.smtp import PickySink
 
@@ -89,6 +89,19 @@ def test_a_stopped_relay_defers_every_recipient_of_the_pool() -> None:
     finally:
         pool.close()
     assert {a.outcome for a in answers.values()} == {DEFERRED} and set(answers) == {"a@a.example.jp", "b@b.example.jp"}
+    assert pool.unreachable == "ConnectionRefusedError"
+
+
+def test_a_relay_that_refuses_our_login_is_unreachable_not_a_refused_mail(sink: PickySink) -> None:
+    """Credentials the relay refuses (or a relay that cannot log in) stop every mail: retried, never
+    dead-lettered as if the customer's address were wrong."""
+    transport = open_transport(sink.url.replace("smtp://", "smtp://user:wrong@") + "?insecure=1", timeout=5)
+    try:
+        with pytest.raises(RelayUnreachable):
+            transport.deliver(mail("utm-6", "a@a.example.jp"))
+    finally:
+        transport.close()
+    assert sink.received() == []
 
 
 def test_the_pool_reuses_its_connections(sink: PickySink) -> None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.mail.render import render_utm_mail
-from pipeline.mail.transport import PermanentMailError, SmtpTransport, open_transport
+from pipeline.mail.transport import RelayUnreachable, SmtpTransport, open_transport
 from pipeline.models import Tenant
 from tests.support.services import SmtpSink, free_port
 
@@ -86,13 +86,15 @@ def test_starttls_with_login(starttls_sink: SmtpSink, certificate: tuple[Path, P
     assert [m["Message-ID"] for m in starttls_sink.received()] == [mail.message_id]
 
 
-def test_wrong_password_is_permanent(starttls_sink: SmtpSink, certificate: tuple[Path, Path]) -> None:
+def test_wrong_password_stops_every_mail_but_dead_letters_none(starttls_sink: SmtpSink, certificate: tuple[Path, Path]) -> None:
+    """A password the relay refuses is ours to fix (the SMTP Secret), not the customers' addresses:
+    the relay counts as unreachable (retried, visible in /health), no mail is refused for good."""
     transport = open_transport(
         f"smtp://mimamori:wrong@127.0.0.1:{starttls_sink.port}?starttls=1", timeout=10,
         ssl_context=client_context(certificate),
     )
     assert isinstance(transport, SmtpTransport)
-    with pytest.raises(PermanentMailError):
+    with pytest.raises(RelayUnreachable):
         transport.send(render_utm_mail("utm-down", TENANT, "utm-1", T0, T0, ZoneInfo("Asia/Tokyo")))
     transport.close()
     assert starttls_sink.received() == []
