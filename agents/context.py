@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import faust
 import orjson
 
-from agents.runtime import PartitionedProcessor, Publisher
+from agents.runtime import Message, PartitionedProcessor, Publisher
 from pipeline.clock import Clock
 from pipeline.config import Settings
 from pipeline.metrics import Metrics
@@ -53,6 +53,7 @@ class Context:
     """agents.follow.Follower: the compacted topics every worker reads whole, on the event loop."""
     processors: list[PartitionedProcessor] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
+    kafka_options: dict[str, Any] = field(default_factory=dict)
 
     def add_processor(self, processor: PartitionedProcessor) -> None:
         """Started and stopped with the app."""
@@ -85,12 +86,23 @@ class Context:
         return tick
 
     async def publish_outbox(self, mails: list[Any]) -> None:
-        """Rendered mails into the outbox (key tenant_id), acknowledged by Kafka before this returns."""
+        """Rendered mails into the outbox (key tenant_id) outside any partition's transaction (the
+        monthly report), acknowledged by Kafka before this returns."""
+        messages = self.outbox_messages(mails)
+        await self.deliver_all("mail-outbox", lambda: self.publisher.send_all(messages))
+
+    def outbox_messages(self, mails: list[Any]) -> list[Message]:
+        """Rendered mails as outbox messages (key tenant_id), counted."""
         topic = self.settings.topics.outbox
-        await self.deliver_all("mail-outbox", lambda: self.publisher.send_all(
-            (topic, m.tenant_id.encode(), orjson.dumps(m.to_record()), None) for m in mails))
         for mail in mails:
             self.metrics.mails.labels(mail.kind).inc()
+        return [(topic, m.tenant_id.encode(), orjson.dumps(m.to_record()), None) for m in mails]
+
+    def processor_options(self) -> dict[str, Any]:
+        """What every partitioned processor of this worker shares."""
+        return {"bootstrap": self.settings.kafka, "dead_letters": self.settings.topics.rejected,
+                "metrics": self.metrics, "loop": self.app.loop, "beacon": self.app.beacon,
+                "client_options": dict(self.kafka_options)}
 
     def processor(self, name: str) -> PartitionedProcessor:
         return next(p for p in self.processors if p.name == name)
@@ -99,9 +111,10 @@ class Context:
     def topics(self) -> Any:
         return self.settings.topics
 
-    async def dead_letter(self, agent: str, record: Any, exc: Exception) -> None:
-        """A record that can never succeed: to the rejection topic with the reason and its original
-        bytes (reason `internal_error`), counted and logged; the partition goes on."""
+    def dead_letter(self, agent: str, record: Any, exc: Exception) -> Message:
+        """A record that can never succeed, as a message for the rejection topic with the reason and
+        its original bytes (reason `internal_error`), counted and logged; written in the partition's
+        transaction, and the partition goes on."""
         from pipeline.ingest.validator import rejected
 
         self.metrics.agent_errors.labels(agent).inc()
@@ -110,8 +123,7 @@ class Context:
         rejection = rejected("internal_error", redact(f"{agent}: {type(exc).__name__}: {exc}")[:500], record.value or b"",
                              self.clock.now(), record.topic, record.partition, record.offset)
         key = f"{record.topic}/{record.partition}/{record.offset}".encode()
-        await self.deliver_all("dead-letters", lambda: self.publisher.send_all(
-            [(self.settings.topics.rejected, key, orjson.dumps(rejection.to_record()), None)]))
+        return (self.settings.topics.rejected, key, orjson.dumps(rejection.to_record()), None)
 
     def progressed(self, agent: str) -> None:
         now = time.time()

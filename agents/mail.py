@@ -1,9 +1,10 @@
 """The tenant side of the worker: when mails go (MailDesk over `mimamori-mail-requests`, keyed by
 tenant_id) and their delivery from `mail.outbox` (the sender), with a ledger of what went out.
 
-A rendered mail is in the outbox, acknowledged by Kafka, before the schedule that produced it is
-saved; a restart may render it again, with the same Message-ID, and the sender's ledger drops the
-second copy. The sender saves a delivery in its ledger before the outbox offset is committed.
+The mail timing writes a step's mails, the schedules they leave and the requests' offsets in one
+transaction. The sender saves a delivery in its ledger, in the transaction that commits the outbox
+offset; a kill between the SMTP server's acceptance and that commit sends the mail again, with the
+same Message-ID.
 """
 from __future__ import annotations
 
@@ -16,98 +17,75 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 
-from agents.context import PARTITIONS, SMTP_UNAVAILABLE, Context, log
-from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from agents.context import SMTP_UNAVAILABLE, Context, log
+from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from agents.store import row_messages
-from agents.partitioning import partition_for
 from pipeline.engine import MailDesk
 from pipeline.mail.ledger import Retrier
 from pipeline.mail.requests import MailRequest
 from pipeline.mail.transport import PermanentMailError, TransientMailError, open_transport
 from pipeline.models import Mail
 from pipeline.sinks import mail_rows
-from pipeline.step import MailStep, route_of, state_key
+from pipeline.step import MailStep, state_key
 
 DUE_INTERVAL = 1.0
 LEDGER_KEEP = timedelta(days=30)
 LEDGER_PRUNE_INTERVAL = 3600.0
 
 
-SENT_KEY = "\x1fsent"
-"""State key (per partition) of a step's results saved before its mails go to the outbox."""
-
-
 class MailSide:
-    """Handler of the mail-timing processor: owns the MailDesk of this worker's tenants.
+    """Handler of the mail-timing processor: a MailDesk per owned partition of mail requests.
 
-    A step's mails and the schedules they leave are saved (one `sent` record per partition) before
-    the mails go to the outbox; the schedules are then saved as usual and the record removed. A
-    worker that dies in between is followed by one that restores the schedules of that record and
-    puts its mails in the outbox again (same Message-IDs: the sender's ledger drops what went), so
-    the requests it reads again find their alerts mailed, not pending."""
+    A step's mails go to the outbox in the same transaction as the schedules they leave and the
+    requests' offsets: a worker that dies in between left nothing of the step, and the requests read
+    again give the same mails (same Message-IDs)."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.desk: MailDesk | None = None
+        self.desks: dict[int, MailDesk] = {}
         self.processor: PartitionedProcessor | None = None
 
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
+    @property
+    def desk(self) -> MailDesk | None:
+        return next(iter(self.desks.values()), None)
+
+    async def assigned(self, partition: int, saved: SavedState) -> None:
         await self.ctx.registry_follower.wait_ready()
         desk = MailDesk(self.ctx.settings, self.ctx.registry.tenants.get)
-        desk.restore((key, value) for p in partitions for key, value in saved.keyed.get(p, {}).items()
-                     if key != SENT_KEY)
-        unsent: list[Mail] = []
-        for p in partitions:
-            sent = saved.keyed.get(p, {}).get(SENT_KEY)
-            if sent:
-                desk.restore(sent["state"].items())
-                unsent += [Mail.from_record(m) for m in sent["mails"]]
-        if unsent:
-            log.warning("mail timing: %d mail(s) of a step cut short put in the outbox again", len(unsent))
-            await self.ctx.publish_outbox(unsent)
-        self.desk = desk
+        desk.restore(saved.keyed.get(partition, {}).items())
+        self.desks[partition] = desk
 
-    async def revoked(self, partitions: set[int]) -> None:
-        self.desk = None
+    async def revoked(self, partition: int) -> None:
+        self.desks.pop(partition, None)
 
-    async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]:
-        assert self.desk is not None
+    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
         now = self.ctx.clock.now()
         requests = []
+        dead: list[Message] = []
         for record in records:
             try:
                 requests.append(MailRequest.from_record(orjson.loads(record.value or b"")))
             except Exception as exc:  # noqa: BLE001 - a record that can never be read is dead-lettered
-                await self.ctx.dead_letter("mail-timing", record, exc)
-        writes = await self._send(self.desk.step(requests, now))
+                dead.append(self.ctx.dead_letter("mail-timing", record, exc))
+        output = self._output(self.desks[partition].step(requests, now))
+        output.messages.extend(dead)
         self.ctx.progressed("mail-timing")
-        return writes
+        return output
 
-    async def tick(self) -> list[StateWrite]:
-        if self.desk is None:
-            return []
-        writes = await self._send(self.desk.tick(self.ctx.clock.now()))
-        self.ctx.progressed("mail-due")
-        return writes
+    async def tick(self, partition: int) -> Output:
+        desk = self.desks.get(partition)
+        if desk is None:
+            return Output()
+        return self._output(desk.tick(self.ctx.clock.now()))
 
-    async def _send(self, step: MailStep) -> list[StateWrite]:
-        writes = _writes(step)
-        if not step.mails:
-            return writes
-        sent: dict[int, dict[str, Any]] = {}
-        for write in writes:
-            sent.setdefault(write.partition, {"state": {}, "mails": []})["state"][write.key] = write.value
-        for mail in step.mails:
-            sent.setdefault(partition_for(mail.tenant_id, PARTITIONS), {"state": {}, "mails": []})["mails"].append(
-                mail.to_record())
+    async def tick_all(self) -> None:
         assert self.processor is not None
-        await self.processor.write_state([StateWrite(p, SENT_KEY, record) for p, record in sent.items()])
-        await self.ctx.publish_outbox(step.mails)
-        return writes + [StateWrite(p, SENT_KEY, None) for p in sent]
+        await self.processor.each_partition(self.tick)
+        self.ctx.progressed("mail-due")
 
-
-def _writes(step: MailStep) -> list[StateWrite]:
-    return [StateWrite(partition_for(route_of(key), PARTITIONS), key, value) for key, value in step.state.keyed.items()]
+    def _output(self, step: MailStep) -> Output:
+        writes = [StateWrite(-1, key, value) for key, value in step.state.keyed.items()]
+        return Output(self.ctx.outbox_messages(step.mails), writes)
 
 
 class Sender:
@@ -116,44 +94,45 @@ class Sender:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.ledger: dict[str, float] = {}
+        self.ledgers: dict[int, dict[str, float]] = {}
         self.transport = open_transport(ctx.settings.smtp)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
         self.retrier = Retrier()
         self.processor: PartitionedProcessor | None = None
 
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
-        self.ledger = {key: value for p in partitions for key, value in saved.keyed.get(p, {}).items()}
+    async def assigned(self, partition: int, saved: SavedState) -> None:
+        self.ledgers[partition] = dict(saved.keyed.get(partition, {}))
 
-    async def revoked(self, partitions: set[int]) -> None:
-        self.ledger = {}
+    async def revoked(self, partition: int) -> None:
+        self.ledgers.pop(partition, None)
 
-    async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]:
+    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+        output = Output()
         for record in records:
             started = time.perf_counter()
             try:
                 mail = Mail.from_record(orjson.loads(record.value or b""))
             except Exception as exc:  # noqa: BLE001
-                await self.ctx.dead_letter("mail-sender", record, exc)
+                output.messages.append(self.ctx.dead_letter("mail-sender", record, exc))
                 continue
-            await self.deliver(mail, record.value or b"")
+            output.extend(await self.deliver(partition, mail, record.value or b""))
             self.ctx.metrics.batch_seconds.labels("mail-sender").observe(time.perf_counter() - started)
             self.ctx.progressed("mail-sender")
-        return []
+        return output
 
-    async def deliver(self, mail: Mail, value: bytes) -> None:
+    async def deliver(self, partition: int, mail: Mail, value: bytes) -> Output:
         ctx = self.ctx
         key = state_key(mail.tenant_id, mail.message_id)
-        if key in self.ledger:
+        if key in self.ledgers[partition]:
             log.info("mail %s already delivered; not sent again", mail.message_id)
-            return
+            return Output()
         ctx.metrics.mail_waiting(mail.message_id, mail.sent_at.timestamp())
         try:
-            await self._deliver(mail, value, key)
+            return await self._deliver(partition, mail, value, key)
         finally:
             ctx.metrics.mail_done(mail.message_id)
 
-    async def _deliver(self, mail: Mail, value: bytes, key: str) -> None:
+    async def _deliver(self, partition: int, mail: Mail, value: bytes, key: str) -> Output:
         ctx = self.ctx
         loop = asyncio.get_running_loop()
         attempt = 0
@@ -173,47 +152,43 @@ class Sender:
                 ctx.metrics.mail_failures.labels("false").inc()
                 log.error("mail %s refused for good (%s); kept in %s", mail.message_id, exc,
                           ctx.settings.topics.failed_mails)
-                await ctx.deliver_all("mail-failed", lambda: ctx.publisher.send_all(
-                    [(ctx.settings.topics.failed_mails, mail.tenant_id.encode(), value, None)]))
-                return
+                return Output([(ctx.settings.topics.failed_mails, mail.tenant_id.encode(), value, None)])
         ctx.failing.pop("mail-sender", None)
         ctx.metrics.mails_stuck.set(0)
         delivered_at = ctx.clock.now()
         if mail.arrived_at is not None:
             ctx.metrics.observe_notice(mail.grade, (delivered_at - mail.arrived_at).total_seconds())
-        self.ledger[key] = delivered_at.timestamp()
-        assert self.processor is not None
-        await self.processor.write_state([StateWrite(partition_for(mail.tenant_id, PARTITIONS), key, self.ledger[key])])
+        self.ledgers[partition][key] = delivered_at.timestamp()
         ctx.metrics.mails_delivered.labels(mail.kind).inc()
-        await ctx.deliver_all("mail-rows", lambda: ctx.publisher.send_all(
-            row_messages(ctx.settings.topics.store_rows, mail_rows([mail], delivered_at))))
+        return Output(row_messages(ctx.settings.topics.store_rows, mail_rows([mail], delivered_at)),
+                      [StateWrite(-1, key, delivered_at.timestamp())])
 
-    async def prune(self) -> list[StateWrite]:
+    async def prune(self, partition: int) -> Output:
         """A mail can come round again only while its request can be re-read (minutes after a
         crash; the schedules remember mailed grades for days): a month of ledger is plenty."""
+        ledger = self.ledgers.get(partition, {})
         cutoff = (self.ctx.clock.now() - LEDGER_KEEP).timestamp()
-        old = [key for key, at in self.ledger.items() if at < cutoff]
+        old = [key for key, at in ledger.items() if at < cutoff]
         for key in old:
-            del self.ledger[key]
+            del ledger[key]
         if old:
             log.info("mail ledger: %d deliveries older than %s forgotten", len(old), LEDGER_KEEP)
-        return [StateWrite(partition_for(route_of(key), PARTITIONS), key, None) for key in old]
+        return Output([], [StateWrite(-1, key, None) for key in old])
 
 
 def register(ctx: Context) -> tuple[MailSide, Sender]:
     side = MailSide(ctx)
     sender = Sender(ctx)
     topics = ctx.settings.topics
-    common: dict[str, Any] = {"bootstrap": ctx.settings.kafka, "publisher": ctx.publisher,
-                              "loop": ctx.app.loop, "beacon": ctx.app.beacon}
+    common: dict[str, Any] = ctx.processor_options()
     timing = PartitionedProcessor(name="mail-timing", group=topics.group("mail-timing"), inputs=[topics.mail_requests],
                                   handler=side, state_topic=topics.mail_state, max_records=1000, **common)
     sending = PartitionedProcessor(name="mail-sender", group=topics.group("mail-sender"), inputs=[topics.outbox],
-                                   handler=sender, state_topic=topics.mail_ledger, max_records=100, **common)
+                                   handler=sender, state_topic=topics.mail_ledger, max_records=10, **common)
     sender.processor = sending
     side.processor = timing
     ctx.add_processor(timing)
     ctx.add_processor(sending)
-    ctx.guarded_timer(DUE_INTERVAL, "mail-due", lambda: timing.exclusive(side.tick))
-    ctx.guarded_timer(LEDGER_PRUNE_INTERVAL, "mail-ledger-prune", lambda: sending.exclusive(sender.prune))
+    ctx.guarded_timer(DUE_INTERVAL, "mail-due", side.tick_all)
+    ctx.guarded_timer(LEDGER_PRUNE_INTERVAL, "mail-ledger-prune", lambda: sending.each_partition(sender.prune))
     return side, sender

@@ -1,44 +1,64 @@
-"""Service notices in the worker: one agent on the single-partition `service.notices` topic (so
-one worker owns each broadcast, and reads the versions of a notice in order) writes each version
-to the store's `notices` table for the portal, then mails it to the concerned tenants' admins
-through the mail outbox, paced at MIMAMORI_NOTICE_MAIL_RATE.
+"""Service notices in the worker: one processor on the single-partition `service.notices` topic (so
+one worker owns each broadcast, and reads the versions of a notice in order) writes each version to
+the store's `notices` table for the portal and queues its broadcast; a timer puts the queued mails
+into the outbox at MIMAMORI_NOTICE_MAIL_RATE.
 
-A batch is acknowledged only after its rows are stored and all its mails are in the outbox. A
-worker that dies mid-broadcast reads the batch again and renders the same mails with the same
-Message-IDs (notice id, version, tenant); the sender's ledger drops the ones already delivered.
+A broadcast is saved state (`mimamori-notice-state`: the notice and the tenants still to mail), so
+no batch waits for the pacing: the notice's offset is committed with its queued broadcast, and each
+paced chunk of mails goes to the outbox in one transaction with what remains. A worker that takes
+the partition over goes on from there; Message-IDs come from notice id, version and tenant, so a
+chunk written twice is recognisably the same mails.
 """
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.notice_follower import register_follower
-from agents.runtime import PartitionedProcessor, StatelessHandler, StateWrite
+from agents.runtime import Output, PartitionedProcessor, SavedState, StateWrite
 from agents.store import row_messages
-from pipeline.notices.mail import notice_mails
-from pipeline.notices.pacing import paced_chunks
+from pipeline.notices.mail import notice_recipients, render_notice_mail
+from pipeline.notices.model import ServiceNotice
 from pipeline.notices.topic import NoticeBook
 from pipeline.rows import notice_removed_row, notice_row
 
 AGENT = "notices"
+PACE_INTERVAL = 1.0
 
 
-class NoticeDesk(StatelessHandler):
+def job_key(notice: ServiceNotice) -> str:
+    return f"broadcast\x1f{notice.notice_id}\x1f{notice.version:09d}"
+
+
+class NoticeDesk:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.book = NoticeBook()
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.processor: PartitionedProcessor | None = None
+        self.credit = 0.0
+        self.paced_at = time.monotonic()
 
-    async def process(self, events: list[ConsumerRecord]) -> list[StateWrite]:
+    async def assigned(self, partition: int, saved: SavedState) -> None:
+        self.jobs = {key: value for key, value in sorted(saved.keyed.get(partition, {}).items())
+                     if key.startswith("broadcast\x1f")}
+        if self.jobs:
+            log.info("notices: %d broadcast(s) to go on with", len(self.jobs))
+
+    async def revoked(self, partition: int) -> None:
+        self.jobs = {}
+
+    async def process(self, partition: int, events: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
         follower = ctx.registry_follower
         if follower is not None:
             await follower.wait_ready()  # the audience is judged on the whole registry
         now = ctx.clock.now()
         rows: dict[str, dict[str, Any]] = {}
-        taken = []
+        output = Output()
         for event in events:
             key = event.key
             notice = self.book.apply(key, event.value)
@@ -50,30 +70,61 @@ class NoticeDesk(StatelessHandler):
                 ctx.metrics.agent_errors.labels(AGENT).inc()
             else:
                 rows[notice.notice_id] = notice_row(notice, now)
-                taken.append(notice)
+                tenants = [t.tenant_id for t in notice_recipients(notice, ctx.registry, now, ctx.settings.tz)]
+                if tenants:
+                    log.info("notice %s version %d: %d mail(s) queued", notice.notice_id, notice.version, len(tenants))
+                    job = {"notice": notice.to_record(), "tenants": tenants}
+                    self.jobs[job_key(notice)] = job
+                    output.state.append(StateWrite(-1, job_key(notice), job))
         if rows:
-            batch = list(rows.values())
-            await ctx.deliver_all("notice-rows", lambda: ctx.publisher.send_all(
-                row_messages(ctx.settings.topics.store_rows, {"notices": batch})))
-        for notice in taken:
-            mails = notice_mails(notice, ctx.registry, ctx.clock.now(), ctx.settings.tz)
-            if mails:
-                log.info("notice %s version %d: %d mail(s)", notice.notice_id, notice.version, len(mails))
-            for chunk, pause in paced_chunks(mails, ctx.settings.notice_mail_rate):
-                await ctx.publish_outbox(list(chunk))
-                ctx.progressed(AGENT)
-                if pause:
-                    await asyncio.sleep(pause)
+            output.messages.extend(row_messages(ctx.settings.topics.store_rows, {"notices": list(rows.values())}))
         ctx.progressed(AGENT)
-        return []
+        return output
+
+    async def pace(self, partition: int) -> Output:
+        """The next chunk of queued mails, at most the rate allows since the last one."""
+        ctx = self.ctx
+        now_mono = time.monotonic()
+        rate = ctx.settings.notice_mail_rate
+        self.credit = min(max(rate, 1.0), self.credit + (now_mono - self.paced_at) * rate)
+        self.paced_at = now_mono
+        output = Output()
+        now = ctx.clock.now()
+        for key in sorted(self.jobs):
+            if self.credit < 1:
+                break
+            job = self.jobs[key]
+            notice = ServiceNotice.from_record(job["notice"])
+            take = int(self.credit)
+            chunk, rest = job["tenants"][:take], job["tenants"][take:]
+            self.credit -= len(chunk)
+            mails = [render_notice_mail(notice, tenant, now, ctx.settings.tz)
+                     for tenant_id in chunk if (tenant := ctx.registry.tenants.get(tenant_id)) is not None]
+            output.messages.extend(ctx.outbox_messages(mails))
+            if rest:
+                job["tenants"] = rest
+                output.state.append(StateWrite(-1, key, job))
+            else:
+                del self.jobs[key]
+                output.state.append(StateWrite(-1, key, None))
+                log.info("notice %s version %d: broadcast done", notice.notice_id, notice.version)
+        return output
+
+    async def pace_all(self) -> None:
+        if self.processor is not None and self.jobs:
+            await self.processor.each_partition(self.pace)
+        else:
+            self.credit, self.paced_at = 0.0, time.monotonic()
+        self.ctx.progressed(AGENT)
 
 
 def register(ctx: Context) -> NoticeDesk:
-    """The broadcast agent, and the follower that gives this worker's UTM monitor the windows."""
+    """The broadcast processor, and the follower that gives this worker's UTM monitor the windows."""
     register_follower(ctx)
     desk = NoticeDesk(ctx)
-    ctx.add_processor(PartitionedProcessor(
-        name=AGENT, group=ctx.settings.topics.group(AGENT), bootstrap=ctx.settings.kafka,
-        inputs=[ctx.settings.topics.notices], handler=desk, publisher=ctx.publisher, max_records=100,
-        loop=ctx.app.loop, beacon=ctx.app.beacon))
+    desk.processor = PartitionedProcessor(
+        name=AGENT, group=ctx.settings.topics.group(AGENT), inputs=[ctx.settings.topics.notices],
+        handler=desk, state_topic=ctx.settings.topics.notice_state, max_records=100, **ctx.processor_options())
+    ctx.add_processor(desk.processor)
+    ctx.guarded_timer(PACE_INTERVAL, "notice-pacing", desk.pace_all)
     return desk

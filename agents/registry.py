@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from agents.context import Context, log
 from agents.follow import Followed
-from agents.runtime import PartitionedProcessor, StatelessHandler
+from agents.runtime import Message, Output, PartitionedProcessor, StatelessHandler
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.registry_file import Kind, RegistryRecordError, registry_record
@@ -88,10 +88,11 @@ class _MirrorHandler(StatelessHandler):
         self.ctx = ctx
         self.mirror = mirror
 
-    async def process(self, records: list[Any]) -> list[Any]:
+    async def process(self, partition: int, records: list[Any]) -> Output:
         ctx, mirror = self.ctx, self.mirror
         now = ctx.clock.now()
         rows = []
+        dead: list[Message] = []
         for record in records:
             if record.key is None:
                 log.warning("registry record without key on %s ignored", mirror.topic)
@@ -102,16 +103,13 @@ class _MirrorHandler(StatelessHandler):
                 else:
                     rows.append(mirror.row(registry_record(mirror.kind, record.key, record.value), now))
             except Exception as exc:  # noqa: BLE001
-                await ctx.dead_letter(f"mirror-{mirror.table}", record, exc)
-        if rows:
-            await ctx.deliver_all(f"mirror-{mirror.table}", lambda: ctx.publisher.send_all(
-                row_messages(ctx.settings.topics.store_rows, {mirror.table: rows})))
+                dead.append(ctx.dead_letter(f"mirror-{mirror.table}", record, exc))
         ctx.progressed(f"mirror-{mirror.table}")
-        return []
+        return Output(row_messages(ctx.settings.topics.store_rows, {mirror.table: rows}) + dead)
 
 
 def _register_mirror(ctx: Context, mirror: _Mirror) -> None:
     ctx.add_processor(PartitionedProcessor(
         name=f"mirror-{mirror.table}", group=ctx.settings.topics.group(f"mirror-{mirror.table}"),
-        bootstrap=ctx.settings.kafka, inputs=[mirror.topic], handler=_MirrorHandler(ctx, mirror),
-        publisher=ctx.publisher, max_records=5000, loop=ctx.app.loop, beacon=ctx.app.beacon))
+        inputs=[mirror.topic], handler=_MirrorHandler(ctx, mirror), max_records=5000,
+        **ctx.processor_options()))

@@ -1,23 +1,37 @@
-"""Partitioned processing with our own hands on fetch, seek and commit.
+"""Partitioned processing with our own hands on fetch, state and commit, exactly once by Kafka
+transactions.
 
-Faust stays the application (lifecycle, timers, web, the producer of odd messages), but no record of
-a partitioned input reaches our logic through Faust's streams: its recovery clears records fetched
-while tables recover and then commits past a head it never handed over (faust-streaming #596, #216,
-#221), and its per-event machinery costs ~30 times what its own Kafka client does. A
-`PartitionedProcessor` is a consumer-group member of its own (group `<deployment>-<name>`) that:
+Faust stays the application (lifecycle, timers, web), but no record of a partitioned input reaches
+our logic through Faust's streams: its recovery cleared records fetched while tables recovered and
+then committed past them (faust-streaming #596), and its per-event machinery cost ~30 times its
+own Kafka client. A `PartitionedProcessor` is a consumer-group member of its own (group
+`<prefix>mimamori-<name>`, range assignor so co-partitioned inputs stay together) that:
 
-- on assignment, before any record of a partition is handled, reads the partition's saved state
-  (a compacted state topic, and an append-only log topic where the handler keeps one) from the
-  beginning to its end and hands it to the handler; the consumer then starts at the group's
-  committed offset, or at the beginning of the retained log when the group never committed;
-- takes records in batches (`getmany`), in partition order, under one lock that timers share;
-- writes the handler's state changes and waits for Kafka's acknowledgement, and only then commits
-  the batch's offsets: a commit never moves past a record that was not processed, and a crash
-  anywhere repeats at most the batch, which every output tolerates (ids and tokens from content).
+- gives each input partition number `p` it owns a transactional producer of its own, with the
+  transactional id `<group>-<p>`. A new owner's producer bumps the id's epoch when it starts, which
+  aborts whatever the previous owner left open and refuses that producer everything from then on
+  (ProducerFenced): a member that was paused, or slow past `max.poll.interval.ms`, and wakes up
+  after its partition moved can no longer publish, save state or commit offsets for it;
+- after an assignment, outside the rebalance callback (aiokafka sends no heartbeats while one
+  runs), and with the partition's fetch paused: starts that producer (the fence), reads the
+  partition's saved state whole with `read_committed` (a compacted state topic, and an append-only
+  log topic where the handler keeps one), hands it to the handler, seeks to the group's committed
+  offset (the beginning of the log when none) and only then resumes the fetch;
+- takes `getmany` batches and hands each partition's records to the handler, which returns the
+  messages and state changes they produce (`Output`); those and the records' offsets are written in
+  one transaction (`send_offsets_to_transaction`): all or nothing, and nothing once fenced;
+- runs timed work through `transact(p, action)`: the same lock and the same transaction per
+  partition, so a timer can never publish for a partition this member no longer owns;
+- dead-letters a message the broker can never take (too large, invalid) and commits the rest;
+  retries any other failure with backoff, visibly (`failing`), while other partitions go on;
+- keeps, per partition, how far in time its input has been read (`read_until`): now when the
+  fetch has caught up with the partition's end, else the time of the last record read. A UTM is
+  judged silent only over that time (our own lag is never a customer's stop).
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -28,16 +42,27 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    CorruptRecordException, InvalidProducerEpoch, KafkaError, MessageSizeTooLargeError, ProducerFenced,
+    RecordTooLargeError, UnsupportedForMessageFormatError,
+)
 from mode import Service
 
 log = logging.getLogger("mimamori")
+
+Message = tuple[str, "bytes | None", "bytes | None", "int | None"]
+"""(topic, key, value, partition or None for the key's partition)."""
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+DEAD_LETTER_KEEP = 64 * 1024
+"""A dead-lettered output carries at most this much of its bytes, with its size and SHA-256."""
 
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
     """One change of saved state: `key` None appends `value` to the log topic; a keyed value None
-    removes the key."""
+    removes the key. The runtime writes it to the state partition of the input partition whose
+    transaction carries it (`partition` is kept for the handlers' own bookkeeping)."""
 
     partition: int
     key: str | None
@@ -47,38 +72,76 @@ class StateWrite:
 @dataclass
 class SavedState:
     """What a partition's state topics held when it was assigned: keyed entries (latest value of
-    each key, in log order) and log values, oldest first."""
+    each key, in log order) and log values, oldest first, by partition."""
 
     keyed: dict[int, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
     logged: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
 
 
+@dataclass
+class Output:
+    """What one partition's step asks to be written, in one transaction with its input offsets."""
+
+    messages: list[Message] = field(default_factory=list)
+    state: list[StateWrite] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.state)
+
+    def extend(self, other: "Output") -> "Output":
+        self.messages.extend(other.messages)
+        self.state.extend(other.state)
+        return self
+
+
 class Handler(Protocol):
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None: ...
+    async def assigned(self, partition: int, saved: SavedState) -> None: ...
 
-    async def revoked(self, partitions: set[int]) -> None: ...
+    async def revoked(self, partition: int) -> None: ...
 
-    async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]: ...
+    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output: ...
 
 
 class StatelessHandler:
     """A handler that keeps nothing per partition: assignment and revocation change nothing."""
 
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
+    async def assigned(self, partition: int, saved: SavedState) -> None:
         return None
 
-    async def revoked(self, partitions: set[int]) -> None:
+    async def revoked(self, partition: int) -> None:
         return None
+
+
+class PartitionLost(Exception):
+    """This member no longer owns the partition (revoked, or fenced by a newer owner)."""
+
+
+def is_permanent_send_error(exc: BaseException) -> bool:
+    """A send the broker will refuse however often it is tried (the record itself is wrong)."""
+    return isinstance(exc, (MessageSizeTooLargeError, RecordTooLargeError, CorruptRecordException,
+                            UnsupportedForMessageFormatError))
+
+
+def dead_letter_message(topic: str, message: Message, reason: str, at: float) -> Message:
+    """An output the broker refused for good, as a bounded record for the rejection topic."""
+    out_topic, key, value, _ = message
+    value = value or b""
+    record = {"reason": "internal_error", "detail": f"output to {out_topic} refused: {reason}"[:500],
+              "topic": out_topic, "partition": None, "offset": None,
+              "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+              "original": value[:DEAD_LETTER_KEEP].decode("utf-8", "replace"),
+              "original_size": len(value), "original_sha256": hashlib.sha256(value).hexdigest()}
+    return (topic, key, orjson.dumps(record), None)
 
 
 class Publisher(Service):
-    """One idempotent producer for every output of a worker; `send_all` returns when Kafka
-    acknowledged every message (acks=all). Added to the app before the processors, so it starts
-    before them and stops after them."""
+    """An idempotent producer for what belongs to no input partition (the monthly report's mails,
+    the CLI); `send_all` returns when Kafka acknowledged every message (acks=all)."""
 
-    def __init__(self, bootstrap: str, **kwargs: Any) -> None:
+    def __init__(self, bootstrap: str, client_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bootstrap = bootstrap
+        self.client_options = client_options or {}
         self.producer: AIOKafkaProducer | None = None
         self._starting: asyncio.Lock | None = None
 
@@ -88,8 +151,8 @@ class Publisher(Service):
             if self.producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                    max_request_size=8 * 1024 * 1024, max_batch_size=1024 * 1024, client_id="mimamori",
-                )
+                    max_request_size=MAX_REQUEST_BYTES, max_batch_size=1024 * 1024, client_id="mimamori",
+                    **self.client_options)
                 await producer.start()
                 self.producer = producer
 
@@ -101,8 +164,7 @@ class Publisher(Service):
             producer, self.producer = self.producer, None
             await producer.stop()
 
-    async def send_all(self, messages: Iterable[tuple[str, bytes | None, bytes | None, int | None]]) -> None:
-        """(topic, key, value, partition or None for the key's partition)."""
+    async def send_all(self, messages: Iterable[Message]) -> None:
         if self.producer is None:
             await self.start_producer()
         assert self.producer is not None
@@ -112,55 +174,88 @@ class Publisher(Service):
             await asyncio.gather(*futures)
 
 
+@dataclass
+class _Slot:
+    """One owned input partition: its fence (the transactional producer) and how far it was read."""
+
+    partition: int
+    generation: int
+    producer: AIOKafkaProducer | None = None
+    ready: bool = False
+    read_until: dict[TopicPartition, float] = field(default_factory=dict)
+    restore: asyncio.Task | None = None
+
+
 class PartitionedProcessor(Service):
     """A consumer-group member over co-partitioned `inputs`, with state kept beside each partition."""
 
     def __init__(self, *, name: str, group: str, bootstrap: str, inputs: list[str], handler: Handler,
-                 publisher: Publisher, state_topic: str | None = None, log_topic: str | None = None,
+                 state_topic: str | None = None, log_topic: str | None = None, dead_letters: str | None = None,
                  max_records: int = 10_000, poll_ms: int = 200, linger_ms: int = 0,
-                 on_batch: Callable[[int, float], None] | None = None, **kwargs: Any) -> None:
+                 client_options: dict[str, Any] | None = None, max_poll_interval_ms: int = 300_000,
+                 session_timeout_ms: int = 10_000, on_batch: Callable[[int, float], None] | None = None,
+                 metrics: Any = None, publisher: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.group = group
         self.bootstrap = bootstrap
         self.inputs = inputs
         self.handler = handler
-        self.publisher = publisher
         self.state_topic = state_topic
         self.log_topic = log_topic
+        self.dead_letters = dead_letters
         self.max_records = max_records
         self.poll_ms = poll_ms
         self.linger_ms = linger_ms
+        self.client_options = client_options or {}
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self.session_timeout_ms = session_timeout_ms
         self.on_batch = on_batch
-        self.lock = asyncio.Lock()
+        self.metrics = metrics
         self.consumer: AIOKafkaConsumer | None = None
-        self.partitions: set[int] = set()
+        self.slots: dict[int, _Slot] = {}
+        self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.generation = 0
         self.last_progress = time.time()
         self.failing: str | None = None
         self.committed: dict[TopicPartition, int] = {}
+        self.restore_seconds: dict[int, float] = {}
 
     @property
     def label(self) -> str:
         return self.name
 
+    @property
+    def partitions(self) -> set[int]:
+        """The partitions owned and restored now."""
+        return {p for p, slot in self.slots.items() if slot.ready}
+
     async def on_start(self) -> None:
-        await self.publisher.start_producer()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=self.group, client_id=f"mimamori-{self.name}",
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_poll_records=self.max_records, fetch_max_bytes=32 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024, session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000, max_poll_interval_ms=600_000, rebalance_timeout_ms=60_000,
+            max_partition_fetch_bytes=8 * 1024 * 1024, session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.session_timeout_ms // 5),
+            max_poll_interval_ms=self.max_poll_interval_ms, rebalance_timeout_ms=60_000,
+            **self.client_options,
         )
         self.consumer.subscribe(self.inputs, listener=_Listener(self))
         await self.consumer.start()
 
     async def on_stop(self) -> None:
-        async with self.lock:
-            consumer, self.consumer = self.consumer, None
+        consumer, self.consumer = self.consumer, None
+        for slot in list(self.slots.values()):
+            if slot.restore is not None:
+                slot.restore.cancel()
         if consumer is not None:
             await consumer.stop()
+        for slot in list(self.slots.values()):
+            await _close(slot.producer)
+        self.slots.clear()
+
+    # --- the loop -------------------------------------------------------------------------------
 
     @Service.task
     async def _consume(self) -> None:
@@ -179,9 +274,16 @@ class PartitionedProcessor(Service):
                 log.warning("%s: fetch failed (%s); trying again", self.name, exc)
                 await asyncio.sleep(1.0)
                 continue
-            if batch:
-                await self._take(batch)
-            else:
+            by_partition: dict[int, list[ConsumerRecord]] = defaultdict(list)
+            offsets: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+            for tp, records in batch.items():
+                if records:
+                    by_partition[tp.partition].extend(records)
+                    offsets[tp.partition][tp] = _next_offset(consumer, tp, records[-1].offset + 1)
+            for partition, records in by_partition.items():
+                await self._take(partition, records, offsets[partition])
+            await self._note_reads(consumer, batch)
+            if not batch:
                 self.last_progress = time.time()
 
     async def _linger(self, consumer: AIOKafkaConsumer,
@@ -196,80 +298,289 @@ class PartitionedProcessor(Service):
                 count += len(records)
         return batch
 
-    async def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _take(self, partition: int, records: list[ConsumerRecord], offsets: dict[TopicPartition, int]) -> None:
         started = time.perf_counter()
-        async with self.lock:
-            consumer = self.consumer
-            if consumer is None:
-                return
-            owned = consumer.assignment()
-            mine = {tp: records for tp, records in batch.items() if tp in owned and records}
-            records = [r for records in mine.values() for r in records]
-            if not records:
-                return
-            writes = await self.handler.process(records)
-            await self.write_state(writes)
-            offsets = {tp: records[-1].offset + 1 for tp, records in mine.items()}
-            try:
-                await consumer.commit(offsets)
-                self.committed.update(offsets)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                log.warning("%s: commit after a rebalance refused (%s); the new owner takes the batch again",
-                            self.name, exc)
+        slot = self.slots.get(partition)
+        if slot is None or not slot.ready:
+            return  # fetched before a revocation: the next owner (or our own restore) seeks to the commit
+        try:
+            await self._run(slot, lambda: self.handler.process(partition, records), offsets, records)
+        except PartitionLost:
+            return
         self.last_progress = time.time()
         if self.on_batch is not None:
             self.on_batch(len(records), time.perf_counter() - started)
 
-    async def exclusive(self, action: Callable[[], Awaitable[list[StateWrite]]]) -> bool:
-        """Run a timed action between batches, its state saved like a batch's. False when this
-        worker owns no partition (nothing to do)."""
-        async with self.lock:
-            if not self.partitions:
-                return False
-            await self.write_state(await action())
-            return True
+    async def transact(self, partition: int, action: Callable[[], Awaitable[Output]]) -> bool:
+        """Run a timed or background action for one partition under its lock, its output written in
+        the partition's transaction. False (nothing run) when this member does not own it."""
+        slot = self.slots.get(partition)
+        if slot is None or not slot.ready:
+            return False
+        try:
+            await self._run(slot, action, {}, [])
+        except PartitionLost:
+            return False
+        return True
 
-    async def write_state(self, writes: list[StateWrite]) -> None:
-        if not writes:
-            return
-        messages = []
-        for write in writes:
+    async def save_now(self, partition: int, output: Output) -> None:
+        """From inside `process` (the partition's lock held): write an output in a transaction of
+        its own at once, before an outside effect that must find it saved (the store's intent)."""
+        slot = self.slots.get(partition)
+        if slot is None or not slot.ready:
+            raise PartitionLost(partition)
+        await self._commit(slot, output, {})
+
+    async def each_partition(self, action: Callable[[int], Awaitable[Output]]) -> int:
+        """`transact` for every owned partition; returns how many ran."""
+        done = 0
+        for partition in sorted(self.partitions):
+            done += await self.transact(partition, lambda p=partition: action(p))  # type: ignore[misc]
+        return done
+
+    async def _run(self, slot: _Slot, action: Callable[[], Awaitable[Output]],
+                   offsets: dict[TopicPartition, int], records: list[ConsumerRecord]) -> None:
+        async with self.locks[slot.partition]:
+            if self.slots.get(slot.partition) is not slot or not slot.ready:
+                raise PartitionLost(slot.partition)
+            handled = time.perf_counter()
+            output = await action()
+            committing = time.perf_counter()
+            await self._commit(slot, output, offsets)
+            self._stage("handle", committing - handled)
+            self._stage("commit", time.perf_counter() - committing)
+            self.committed.update(offsets)
+            for r in records:
+                if r.timestamp and r.timestamp > 0:
+                    tp = TopicPartition(r.topic, r.partition)
+                    slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(r.timestamp / 1000, time.time()))
+
+    def _stage(self, stage: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.batch_stage_seconds.labels(self.name, stage).observe(seconds)
+
+    # --- the transaction --------------------------------------------------------------------------
+
+    def _messages(self, partition: int, output: Output) -> list[Message]:
+        messages = list(output.messages)
+        for write in output.state:
             if write.key is None:
                 assert self.log_topic is not None, f"{self.name} has no log topic"
-                messages.append((self.log_topic, None, orjson.dumps(write.value), write.partition))
+                messages.append((self.log_topic, None, orjson.dumps(write.value), partition))
             else:
                 assert self.state_topic is not None, f"{self.name} has no state topic"
                 value = None if write.value is None else orjson.dumps(write.value)
-                messages.append((self.state_topic, write.key.encode(), value, write.partition))
-        await self.publisher.send_all(messages)
+                messages.append((self.state_topic, write.key.encode(), value, partition))
+        return messages
 
-    async def restore(self, partitions: set[int]) -> SavedState:
-        """Read every state topic's partitions whole, from the beginning to the end they have now."""
+    async def _commit(self, slot: _Slot, output: Output, offsets: dict[TopicPartition, int]) -> None:
+        """Write the output and the offsets in one transaction, again until it works. A message the
+        broker can never take is replaced by its dead letter; a fence or a revocation ends it."""
+        messages = self._messages(slot.partition, output)
+        if not messages and not offsets:
+            return
+        delay = 0.5
+        while True:
+            if self.slots.get(slot.partition) is not slot or not slot.ready or slot.producer is None:
+                raise PartitionLost(slot.partition)
+            producer = slot.producer
+            refused: dict[int, BaseException] = {}
+            try:
+                await producer.begin_transaction()
+                futures = []
+                for i, (topic, key, value, partition) in enumerate(messages):
+                    try:
+                        futures.append((i, await producer.send(topic, value=value, key=key, partition=partition)))
+                    except Exception as exc:  # noqa: BLE001 - sorted below
+                        if not is_permanent_send_error(exc):
+                            raise
+                        refused[i] = exc
+                for i, future in futures:
+                    try:
+                        await future
+                    except Exception as exc:  # noqa: BLE001
+                        if not is_permanent_send_error(exc):
+                            raise
+                        refused[i] = exc
+                if refused:
+                    raise _Refused()
+                if offsets:
+                    await producer.send_offsets_to_transaction(offsets, self.group)
+                await producer.commit_transaction()
+                if self.failing:
+                    log.info("%s: writes succeed again", self.name)
+                self.failing = None
+                return
+            except (ProducerFenced, InvalidProducerEpoch) as exc:
+                log.warning("%s: partition %d fenced by a newer owner (%s); its batch is dropped",
+                            self.name, slot.partition, type(exc).__name__)
+                await self._lose(slot)
+                raise PartitionLost(slot.partition) from exc
+            except _Refused:
+                for i, exc in sorted(refused.items()):
+                    log.error("%s: a message to %s refused for good (%s); dead-lettered", self.name,
+                              messages[i][0], type(exc).__name__)
+                    if self.metrics is not None:
+                        self.metrics.agent_errors.labels(self.name).inc()
+                    messages[i] = dead_letter_message(self.dead_letters or messages[i][0], messages[i],
+                                                      type(exc).__name__, time.time())
+                await self._renew(slot)
+            except Exception as exc:  # noqa: BLE001 - transient: retried, visible in /health
+                self.failing = f"kafka_write:{type(exc).__name__}"
+                log.warning("%s: transaction of partition %d failed (%s: %s); retrying in %.1fs",
+                            self.name, slot.partition, type(exc).__name__, exc, delay)
+                await self._renew(slot)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _renew(self, slot: _Slot) -> None:
+        """A producer whose transaction failed is replaced (the new one aborts what it left open)."""
+        old, slot.producer = slot.producer, None
+        await _close(old)
+        if self.slots.get(slot.partition) is slot:
+            try:
+                slot.producer = await self._producer(slot.partition)
+            except (ProducerFenced, InvalidProducerEpoch):
+                await self._lose(slot)
+                raise PartitionLost(slot.partition)
+            except Exception as exc:  # noqa: BLE001 - the caller's loop tries again
+                log.warning("%s: producer of partition %d not ready (%s)", self.name, slot.partition, exc)
+
+    async def _producer(self, partition: int) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
+            transactional_id=f"{self.group}-{partition}", transaction_timeout_ms=60_000,
+            max_request_size=MAX_REQUEST_BYTES, max_batch_size=1024 * 1024,
+            client_id=f"mimamori-{self.name}-{partition}", **self.client_options)
+        try:
+            await producer.start()
+        except BaseException:
+            await _close(producer)
+            raise
+        return producer
+
+    async def _lose(self, slot: _Slot) -> None:
+        """Fenced: forget the partition's state at once; the group gives it to its new owner."""
+        if self.slots.get(slot.partition) is slot:
+            del self.slots[slot.partition]
+            if self.consumer is not None:
+                tps = [tp for tp in self.consumer.assignment() if tp.partition == slot.partition]
+                if tps:
+                    self.consumer.pause(*tps)
+            await self.handler.revoked(slot.partition)
+        producer, slot.producer = slot.producer, None
+        slot.ready = False
+        asyncio.ensure_future(_close(producer))
+
+    # --- assignment -------------------------------------------------------------------------------
+
+    def assigned(self, assigned: set[TopicPartition]) -> None:
+        """From the rebalance callback: pause the new partitions and restore them in the background."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        self.generation += 1
+        for partition in sorted({tp.partition for tp in assigned}):
+            tps = [tp for tp in assigned if tp.partition == partition]
+            if partition in self.slots:
+                continue
+            consumer.pause(*tps)
+            slot = _Slot(partition, self.generation)
+            self.slots[partition] = slot
+            slot.restore = asyncio.ensure_future(self._restore_partition(slot, tps))
+
+    def revoked(self, revoked: set[TopicPartition]) -> None:
+        """From the rebalance callback: stop taking the partitions; their state goes in the background
+        (under the partition's lock, so after any batch in flight)."""
+        for partition in sorted({tp.partition for tp in revoked}):
+            slot = self.slots.pop(partition, None)
+            if slot is None:
+                continue
+            was_ready, slot.ready = slot.ready, False
+            if slot.restore is not None and not slot.restore.done():
+                slot.restore.cancel()
+            asyncio.ensure_future(self._drop(slot, was_ready))
+            for tp in [tp for tp in self.committed if tp.partition == partition]:
+                self.committed.pop(tp, None)
+
+    async def _drop(self, slot: _Slot, was_ready: bool) -> None:
+        async with self.locks[slot.partition]:
+            if was_ready:
+                await self.handler.revoked(slot.partition)
+            producer, slot.producer = slot.producer, None
+            await _close(producer)
+
+    async def _restore_partition(self, slot: _Slot, tps: list[TopicPartition]) -> None:
+        delay = 0.5
+        while self.slots.get(slot.partition) is slot:
+            try:
+                async with self.locks[slot.partition]:
+                    if self.slots.get(slot.partition) is not slot:
+                        return
+                    started = time.perf_counter()
+                    if slot.producer is None:
+                        slot.producer = await self._producer(slot.partition)  # the fence: the old owner is done
+                    saved = await self.read_saved(slot.partition)
+                    await self.handler.assigned(slot.partition, saved)
+                    consumer = self.consumer
+                    if consumer is None or self.slots.get(slot.partition) is not slot:
+                        await self.handler.revoked(slot.partition)
+                        return
+                    for tp in tps:
+                        committed = await consumer.committed(tp)
+                        if committed is None:
+                            await consumer.seek_to_beginning(tp)
+                            self.committed[tp] = 0
+                        else:
+                            consumer.seek(tp, committed)
+                            self.committed[tp] = committed
+                    slot.ready = True
+                    consumer.resume(*tps)
+                    seconds = time.perf_counter() - started
+                    self.restore_seconds[slot.partition] = seconds
+                    if self.metrics is not None:
+                        self.metrics.restore_seconds.labels(self.name).observe(seconds)
+                    log.info("%s: partitions [%d] assigned, state read in %.2fs", self.name, slot.partition, seconds)
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a broker hiccup: try again while we own it
+                log.warning("%s: restoring partition %d failed (%s: %s); trying again in %.1fs",
+                            self.name, slot.partition, type(exc).__name__, exc, delay)
+                await _close(slot.producer)
+                slot.producer = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def read_saved(self, partition: int) -> SavedState:
+        """Read the partition's state topics whole, committed records only, to the end they have now."""
         saved = SavedState()
         topics = [t for t in (self.state_topic, self.log_topic) if t]
-        if not topics or not partitions:
+        if not topics:
             return saved
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                  client_id=f"mimamori-{self.name}-restore", fetch_max_bytes=32 * 1024 * 1024,
-                                  max_partition_fetch_bytes=16 * 1024 * 1024)
+                                  isolation_level="read_committed", client_id=f"mimamori-{self.name}-restore",
+                                  fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
+                                  **self.client_options)
         await reader.start()
         try:
-            tps = [TopicPartition(t, p) for t in topics for p in sorted(partitions)]
+            tps = [TopicPartition(t, partition) for t in topics]
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)
             ends = await reader.end_offsets(tps)
             pending = {tp for tp in tps if ends[tp] > 0}
+            keyed, logged = saved.keyed[partition], saved.logged[partition]
             while pending:
                 for tp, records in (await reader.getmany(*pending, timeout_ms=500, max_records=20_000)).items():
                     for record in records:
                         if tp.topic == self.state_topic and record.key is not None:
                             key = record.key.decode()
                             if record.value is None:
-                                saved.keyed[tp.partition].pop(key, None)
+                                keyed.pop(key, None)
                             else:
-                                saved.keyed[tp.partition][key] = orjson.loads(record.value)
+                                keyed[key] = orjson.loads(record.value)
                         elif tp.topic == self.log_topic and record.value is not None:
-                            saved.logged[tp.partition].append(orjson.loads(record.value))
+                            logged.append(orjson.loads(record.value))
                 for tp in list(pending):
                     if await reader.position(tp) >= ends[tp]:
                         pending.discard(tp)
@@ -277,40 +588,107 @@ class PartitionedProcessor(Service):
             await reader.stop()
         return saved
 
+    # --- how far the input was read -------------------------------------------------------------
+
+    async def _note_reads(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """A partition whose fetch reached its end was read up to the fetch's time. A position that
+        moved past the committed offset without records (transaction markers) is committed too, so
+        that the group's lag reaches 0."""
+        try:
+            assignment = consumer.assignment()
+        except Exception:  # noqa: BLE001 - between generations
+            return
+        moved: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+        for tp in assignment:
+            slot = self.slots.get(tp.partition)
+            if slot is None or not slot.ready:
+                continue
+            try:
+                state = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+                end, polled = state.lso, state.timestamp
+                position = state.position if state.has_valid_position else None
+            except Exception:  # noqa: BLE001 - not fetched yet, or between generations
+                continue
+            if end is not None and polled and position is not None and position >= end:
+                slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(polled / 1000, time.time()))
+            if position is not None and tp not in batch and tp in self.committed and position > self.committed[tp]:
+                moved[tp.partition][tp] = position
+        for partition, offsets in moved.items():
+            slot = self.slots.get(partition)
+            if slot is not None and slot.ready:
+                try:
+                    await self._run(slot, _nothing, offsets, [])
+                except PartitionLost:
+                    pass
+
+    def read_until(self, partition: int) -> float | None:
+        """Epoch seconds up to which every input of the partition has been read; None before the
+        first fetch of each of them."""
+        slot = self.slots.get(partition)
+        if slot is None or not slot.ready or self.consumer is None:
+            return None
+        tps = [TopicPartition(topic, partition) for topic in self.inputs]
+        times = [slot.read_until.get(tp) for tp in tps]
+        if any(t is None for t in times):
+            return None
+        return min(t for t in times if t is not None)
+
     def lag(self) -> dict[TopicPartition, int]:
         """Records beyond the committed offset, per owned input partition."""
         consumer = self.consumer
         if consumer is None:
             return {}
         lags = {}
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
+        try:
+            assignment = consumer.assignment()
+        except Exception:  # noqa: BLE001
+            return {}
+        for tp in assignment:
+            high = consumer.last_stable_offset(tp) if tp in assignment else None
+            if high is None:
+                high = consumer.highwater(tp)
             if high is not None:
                 lags[tp] = max(0, high - self.committed.get(tp, 0))
         return lags
 
 
+def _next_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, after_last: int) -> int:
+    """Where the next read of `tp` starts: past the batch's last record and any transaction
+    markers after it (what a commit must name, or the group never reaches the log's end)."""
+    try:
+        state = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+        if state is not None and state.has_valid_position and state.position >= after_last:
+            return int(state.position)
+    except Exception:  # noqa: BLE001 - between generations: the last record will do
+        pass
+    return after_last
+
+
+async def _nothing() -> Output:
+    return Output()
+
+
+class _Refused(Exception):
+    """Some messages of a transaction were refused for good."""
+
+
+async def _close(producer: AIOKafkaProducer | None) -> None:
+    if producer is None:
+        return
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=10)
+    except Exception:  # noqa: BLE001 - a fenced or broken producer still lets go of its sockets
+        pass
+
+
 class _Listener(ConsumerRebalanceListener):
+    """Only bookkeeping here: aiokafka sends no heartbeats while a callback runs."""
+
     def __init__(self, processor: PartitionedProcessor) -> None:
         self.processor = processor
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        p = self.processor
-        async with p.lock:
-            gone = {tp.partition for tp in revoked}
-            if gone & p.partitions:
-                await p.handler.revoked(gone & p.partitions)
-                p.partitions -= gone
+        self.processor.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        p = self.processor
-        async with p.lock:
-            new = {tp.partition for tp in assigned} - p.partitions
-            started = time.perf_counter()
-            saved = await p.restore(new)
-            await p.handler.assigned(new, saved)
-            p.partitions |= new
-            for tp in assigned:
-                p.committed.pop(tp, None)
-            log.info("%s: partitions %s assigned, state read in %.2fs", p.name, sorted(new),
-                     time.perf_counter() - started)
+        self.processor.assigned(assigned)

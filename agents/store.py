@@ -5,14 +5,15 @@ Every other processor publishes the rows it wants stored on the internal topic
 outputs), so a ClickHouse outage delays only the portal's data. This processor inserts them in
 large batches (it lingers to gather about a second of them), one insert per table:
 
-- before an insert it saves, per partition, the offset the insert reaches (`intent`); after a crash
-  the records below that offset may be in the store already, so their event rows are checked
-  against the store before they are inserted again (every other table keeps the latest version of
-  each row, where a repeat changes nothing);
-- a message marked `recheck` (its producer may have published it before, from records it read
-  again after a crash) gets the same check;
-- offsets are committed only after every insert of the batch succeeded; an insert the store refuses
-  for good (`StoreError`) dead-letters the offending messages and the partition goes on.
+- ClickHouse lies outside Kafka's transactions, so before an insert it saves, per partition, the
+  offset the insert reaches (`intent`, in a transaction of its own); after a crash the records
+  below that offset may be in the store already, so their event rows are checked against the
+  store before they are inserted again (every other table keeps the latest version of each row,
+  where a repeat changes nothing); an insert's token is derived from its records;
+- a message marked `recheck` gets the same check;
+- offsets are committed (with any dead letters) only after every insert of the batch succeeded; an
+  insert the store refuses for good (`StoreError`) dead-letters the offending messages and the
+  partition goes on.
 
 With the embedded store only the worker that holds it runs this processor.
 """
@@ -26,7 +27,7 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
-from agents.runtime import PartitionedProcessor, SavedState, StateWrite
+from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.internal import StoreRows
 from pipeline.sinks import unstored_events
 from pipeline.store.backends import StoreError
@@ -54,18 +55,17 @@ class StoreSide:
         self.ctx = ctx
         self.intent: dict[int, int] = {}
 
-    async def assigned(self, partitions: set[int], saved: SavedState) -> None:
-        for p in partitions:
-            end = saved.keyed.get(p, {}).get(INTENT_KEY)
-            if end is not None:
-                self.intent[p] = int(end)
+    async def assigned(self, partition: int, saved: SavedState) -> None:
+        end = saved.keyed.get(partition, {}).get(INTENT_KEY)
+        if end is not None:
+            self.intent[partition] = int(end)
 
-    async def revoked(self, partitions: set[int]) -> None:
-        for p in partitions:
-            self.intent.pop(p, None)
+    async def revoked(self, partition: int) -> None:
+        self.intent.pop(partition, None)
 
-    async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]:
+    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
+        dead: list[Message] = []
         by_table: dict[str, list[tuple[ConsumerRecord, list[dict[str, Any]], bool]]] = collections.defaultdict(list)
         for record in records:
             try:
@@ -73,45 +73,43 @@ class StoreSide:
                 recheck = message.recheck or record.offset < self.intent.get(record.partition, -1)
                 by_table[message.table].append((record, message.rows, recheck))
             except Exception as exc:  # noqa: BLE001
-                await ctx.dead_letter("store", record, exc)
-        ends: dict[int, int] = {}
-        for record in records:
-            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
-        processor = ctx.processor("store")
-        await processor.write_state([StateWrite(p, INTENT_KEY, end) for p, end in ends.items()])
+                dead.append(ctx.dead_letter("store", record, exc))
+        end = max(record.offset + 1 for record in records)
+        await ctx.processor("store").save_now(partition, Output([], [StateWrite(-1, INTENT_KEY, end)]))
         token = _identity(records)
         for table, parts in by_table.items():
-            await self._insert(table, parts, token)
-        for p, end in ends.items():
-            if self.intent.get(p, -1) <= end:
-                self.intent.pop(p, None)
+            dead.extend(await self._insert(table, parts, token))
+        if self.intent.get(partition, -1) <= end:
+            self.intent.pop(partition, None)
         ctx.progressed("store")
-        return []
+        return Output(dead)
 
-    async def _insert(self, table: str, parts: list[tuple[ConsumerRecord, list[dict[str, Any]], bool]], token: str) -> None:
+    async def _insert(self, table: str, parts: list[tuple[ConsumerRecord, list[dict[str, Any]], bool]],
+                      token: str) -> list[Message]:
         ctx = self.ctx
         rows = [row for _, part, _ in parts for row in part]
         if table == "events" and any(recheck for _, _, recheck in parts):
             rows = first_of_each_event(rows)  # the original may be in this very batch, not stored yet
             rows = await ctx.durably("events", lambda: unstored_events(ctx.store, rows))
         if not rows:
-            return
+            return []
         started = time.perf_counter()
         try:
             await ctx.durably(table, lambda: ctx.store.insert(table, rows, dedup_token=f"{token}:{table}"))
         except StoreError as exc:
             if len(parts) == 1:
                 log.error("store refused %d %s rows for good: %s", len(rows), table, exc)
-                await ctx.dead_letter("store", parts[0][0], exc)
-                return
+                return [ctx.dead_letter("store", parts[0][0], exc)]
             log.warning("store refused a batch of %s rows (%s); inserting its messages one by one", table, exc)
+            dead = []
             for part in parts:
-                await self._insert(table, [part], f"{token}:{part[0].partition}/{part[0].offset}")
-            return
+                dead.extend(await self._insert(table, [part], f"{token}:{part[0].partition}/{part[0].offset}"))
+            return dead
         log.debug("store: %d rows into %s", len(rows), table)
         ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
         ctx.metrics.store_rows.labels(table).inc(len(rows))
         ctx.metrics.row_stored(table, time.time())
+        return []
 
 
 def first_of_each_event(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -152,6 +150,6 @@ async def register_now(ctx: Context) -> StoreSide:
 def processor(ctx: Context, side: StoreSide) -> PartitionedProcessor:
     topics = ctx.settings.topics
     return (PartitionedProcessor(
-        name="store", group=topics.group("store"), bootstrap=ctx.settings.kafka, inputs=[topics.store_rows],
-        handler=side, publisher=ctx.publisher, state_topic=topics.store_state, max_records=MAX_MESSAGES,
-        linger_ms=LINGER_MS, loop=ctx.app.loop, beacon=ctx.app.beacon))
+        name="store", group=topics.group("store"), inputs=[topics.store_rows],
+        handler=side, state_topic=topics.store_state, max_records=MAX_MESSAGES,
+        linger_ms=LINGER_MS, **ctx.processor_options()))

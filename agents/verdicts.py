@@ -13,7 +13,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context
 from agents.follow import CompactedFollower
-from agents.runtime import PartitionedProcessor, StatelessHandler, StateWrite
+from agents.runtime import Message, Output, PartitionedProcessor, StatelessHandler
 from pipeline.models import Verdict
 
 UNKNOWN_WAIT = 10.0
@@ -25,9 +25,9 @@ class VerdictRouter(StatelessHandler):
         self.ctx = ctx
         self.book = book
 
-    async def process(self, records: list[ConsumerRecord]) -> list[StateWrite]:
+    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
-        routed = []
+        routed: list[Message] = []
         for record in records:
             try:
                 verdict = Verdict.from_record(orjson.loads(record.value or b""))
@@ -36,10 +36,9 @@ class VerdictRouter(StatelessHandler):
                     raise LookupError(f"no alert {verdict.alert_id!r} is known")
                 routed.append((ctx.settings.topics.verdicts_by_utm, utm_id.encode(), record.value, None))
             except Exception as exc:  # noqa: BLE001 - dead-lettered, the partition goes on
-                await ctx.dead_letter("route-verdicts", record, exc)
-        await ctx.deliver_all("route-verdicts", lambda: ctx.publisher.send_all(routed))
+                routed.append(ctx.dead_letter("route-verdicts", record, exc))
         ctx.progressed("route-verdicts")
-        return []
+        return Output(routed)
 
     async def _route(self, alert_id: str) -> str | None:
         asked = time.time()
@@ -57,7 +56,6 @@ def register(ctx: Context) -> VerdictRouter:
 
     router = VerdictRouter(ctx, book)
     ctx.add_processor(PartitionedProcessor(
-        name="route-verdicts", group=topics.group("route-verdicts"), bootstrap=ctx.settings.kafka,
-        inputs=[topics.verdicts], handler=router, publisher=ctx.publisher, max_records=500,
-        loop=ctx.app.loop, beacon=ctx.app.beacon))
+        name="route-verdicts", group=topics.group("route-verdicts"),
+        inputs=[topics.verdicts], handler=router, max_records=500, **ctx.processor_options()))
     return router

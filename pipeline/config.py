@@ -226,6 +226,7 @@ class Topics:
     credentials: str = "mimamori-utm-credentials"
     """Compacted, key utm_id: each UTM's credential version, rotation overlap and revocation (never a token)."""
     store_state: str = "mimamori-store-state"
+    notice_state: str = "mimamori-notice-state"
     deployment: str = "mimamori"
     """Not a topic: the deployment's name, prefixed like the topics; consumer groups derive from it."""
 

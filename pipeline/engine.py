@@ -154,8 +154,8 @@ class Detector:
     def _life(self, utm_id: str, tenant_id: str, now: datetime, out: Outputs) -> None:
         self._collect(self.monitor.sign_of_life(utm_id, tenant_id, now), out)
 
-    def check(self, now: datetime, out: Outputs) -> None:
-        self._collect(self.monitor.check(now), out)
+    def check(self, now: datetime, out: Outputs, read_until: datetime | None = None) -> None:
+        self._collect(self.monitor.check(now, read_until), out)
 
     def apply_verdict(self, verdict: Verdict, now: datetime, out: Outputs) -> None:
         changes = self.correlator.apply_verdict(verdict, now)
@@ -225,11 +225,13 @@ class Detector:
             touched.add(record.utm_id)
         return self._stepped(out, touched, monitor=False)
 
-    def tick(self, now: datetime) -> DetectorStep:
-        """The timed check (at least once a minute): timeouts, mass outage, daily reminders."""
+    def tick(self, now: datetime, read_until: datetime | None = None) -> DetectorStep:
+        """The timed check (at least once a minute): timeouts, mass outage, daily reminders.
+        `read_until`: how far in time the driver has read its input (None: up to `now`); no UTM is
+        judged silent for time beyond it."""
         out = Outputs()
         forgotten = self.monitor.forget_unless(self._watched)
-        self.check(now, out)
+        self.check(now, out, read_until)
         touched = {c.utm_id for c in out.status_changes} | {n.utm_id for n in out.notices}
         step = self._stepped(out, touched, monitor=True)
         for utm_id in forgotten:

@@ -44,6 +44,7 @@ so one worker owns each broadcast and reads the notices in publication order."""
         TopicSpec(topics.mail_ledger, partitions, compacted=True),
         TopicSpec(topics.store_rows, partitions, retention_ms=STORE_ROWS_RETENTION_MS, max_message_bytes=16 * 1024 * 1024),
         TopicSpec(topics.store_state, partitions, compacted=True),
+        TopicSpec(topics.notice_state, 1, compacted=True),
         TopicSpec(topics.fleet, 1, compacted=True),
         TopicSpec(topics.credentials, 1, compacted=True),
     ]

@@ -100,6 +100,12 @@ class Metrics:
             "Records of the registry topics refused by their schema (the previous version of the tenant or UTM stays)",
             ["kind"], registry=r)
         self.batch_seconds = Histogram("mimamori_batch_seconds", "Time to process one input batch", ["agent"], registry=r)
+        self.batch_stage_seconds = Histogram(
+            "mimamori_batch_stage_seconds", "Time one partition's batch spends per stage (handle: the logic; "
+            "commit: its Kafka transaction)", ["processor", "stage"], registry=r)
+        self.restore_seconds = Histogram(
+            "mimamori_restore_seconds", "Time to read a partition's saved state after its assignment",
+            ["processor"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600), registry=r)
 
         # Are customers told in time? (issue 13)
         self.event_to_alert = Histogram(

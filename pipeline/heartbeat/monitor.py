@@ -127,20 +127,23 @@ class UtmMonitor:
         result.status_changes.append(self._change(utm_id, state, now))
         return result
 
-    def check(self, now: datetime) -> MonitorResult:
-        """Run once a minute: the mass-outage guard, timeouts, the daily reminder."""
+    def check(self, now: datetime, read_until: datetime | None = None) -> MonitorResult:
+        """Run once a minute: the mass-outage guard, timeouts, the daily reminder. Silence is
+        measured up to `read_until` only, the time up to which the driver has read its input (our
+        own lag is never a customer's stop); None when it has read everything up to `now`."""
         result = MonitorResult()
         day = now.astimezone(self.tz).date()
         # each UTM's last sign of life, once per check, for the portal's last_seen
         result.signs_of_life = [(utm_id, state.tenant_id, state.last_seen) for utm_id in self._lived
                                 if (state := self._utms.get(utm_id)) is not None]
         self._lived = {}
-        self._take_quiet(now)
+        heard = now if read_until is None else min(now, read_until)
+        self._take_quiet(heard)
         # a maintenance window (and one timeout after it) is our own pause: no silence is judged a
         # stop, and no mass outage starts (one already declared may end)
         paused = silenced(now, self._windows(), self.timeout)
         outage_ended = self._judge_mass_outage(now, result) if self.mass_outage or not paused else False
-        newly_offline = self._take_silent(now, result) if now >= self.grace_until and not paused else []
+        newly_offline = self._take_silent(now, heard, result) if now >= self.grace_until and not paused else []
         for utm_id in newly_offline:
             state = self._utms[utm_id]
             if self.mass_outage:
@@ -216,8 +219,8 @@ class UtmMonitor:
             state.quiet = True
             self._quiet.add(utm_id, state.second)
 
-    def _take_silent(self, now: datetime, result: MonitorResult) -> list[str]:
-        cutoff = now - self.timeout
+    def _take_silent(self, now: datetime, heard: datetime, result: MonitorResult) -> list[str]:
+        cutoff = heard - self.timeout
         silent = self._quiet.take_silent(cutoff.timestamp(), lambda u: self._utms[u].last_seen < cutoff)
         for utm_id in silent:
             state = self._utms[utm_id]
