@@ -184,7 +184,7 @@ def register(ctx: Context) -> tuple[MailSide, Sender]:
     timing = PartitionedProcessor(name="mail-timing", group=topics.group("mail-timing"), inputs=[topics.mail_requests],
                                   handler=side, state_topic=topics.mail_state, max_records=1000, **common)
     sending = PartitionedProcessor(name="mail-sender", group=topics.group("mail-sender"), inputs=[topics.outbox],
-                                   handler=sender, state_topic=topics.mail_ledger, max_records=10, **common)
+                                   handler=sender, state_topic=topics.mail_ledger, max_records=1, **common)
     sender.processor = sending
     side.processor = timing
     ctx.add_processor(timing)

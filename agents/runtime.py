@@ -31,7 +31,6 @@ own Kafka client. A `PartitionedProcessor` is a consumer-group member of its own
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -54,8 +53,6 @@ Message = tuple[str, "bytes | None", "bytes | None", "int | None"]
 """(topic, key, value, partition or None for the key's partition)."""
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-DEAD_LETTER_KEEP = 64 * 1024
-"""A dead-lettered output carries at most this much of its bytes, with its size and SHA-256."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +121,14 @@ def is_permanent_send_error(exc: BaseException) -> bool:
 
 def dead_letter_message(topic: str, message: Message, reason: str, at: float) -> Message:
     """An output the broker refused for good, as a bounded record for the rejection topic."""
+    from datetime import datetime, timezone
+
+    from pipeline.ingest.validator import rejected
+
     out_topic, key, value, _ = message
-    value = value or b""
-    record = {"reason": "internal_error", "detail": f"output to {out_topic} refused: {reason}"[:500],
-              "topic": out_topic, "partition": None, "offset": None,
-              "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
-              "original": value[:DEAD_LETTER_KEEP].decode("utf-8", "replace"),
-              "original_size": len(value), "original_sha256": hashlib.sha256(value).hexdigest()}
-    return (topic, key, orjson.dumps(record), None)
+    rejection = rejected("internal_error", f"output to {out_topic} refused: {reason}", value or b"",
+                         datetime.fromtimestamp(at, timezone.utc), out_topic)
+    return (topic, key, orjson.dumps(rejection.to_record()), None)
 
 
 class Publisher(Service):

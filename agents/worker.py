@@ -18,6 +18,7 @@ from agents.runtime import Publisher
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
 from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.kafka_security import aiokafka_options
 from pipeline.kafka_security import kafka_python_options
 from pipeline.metrics import Metrics
 from pipeline.models import Registry
@@ -41,8 +42,9 @@ def build_app(settings: Settings, *, store: Store | None = None,
     if create_topics:
         ensure_topics(settings.kafka, topic_specs(settings.topics), options=kafka_python_options(settings))
     app = make_app(settings, settings.topics.deployment, web=web)
-    publisher = app.add_dependency(Publisher(settings.kafka, loop=app.loop, beacon=app.beacon))
-    ctx = Context(app=app, settings=settings, publisher=publisher,
+    kafka_options = aiokafka_options(settings)
+    publisher = app.add_dependency(Publisher(settings.kafka, kafka_options, loop=app.loop, beacon=app.beacon))
+    ctx = Context(app=app, settings=settings, publisher=publisher, kafka_options=kafka_options,
                   registry=Registry(), policy=policy, store=store,
                   metrics=Metrics(), clock=clock or SystemClock())
     app.mimamori = ctx  # type: ignore[attr-defined]
