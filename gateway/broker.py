@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import orjson
@@ -38,6 +39,7 @@ class Producer:
             linger_ms=0, client_id="mimamori-gateway",
             request_timeout_ms=max(30_000, int(settings.gateway_ack_timeout.total_seconds() * 1000) + 5000))
         self.producer: AIOKafkaProducer | None = None
+        self.lanes: dict[tuple[str, int], _Lane] = {}
 
     @property
     def started(self) -> bool:
@@ -68,25 +70,67 @@ class Producer:
                 pass
 
     async def send_all(self, topic: str, key: bytes, values: list[bytes]) -> None:
-        """Every value to the key's partition; returns once the broker acknowledged them all."""
+        """Every value to the key's partition; returns once the broker acknowledged them all.
+
+        Uploads to one partition are sent together (group commit): while a partition's batch is on
+        its way, the uploads that arrive meanwhile wait in its lane and go as the next batch. The
+        idempotent producer has one batch in flight per partition, so one upload per batch would
+        cap a partition at one request per broker round trip."""
         if not values:
             return
         if self.producer is None:
             raise ConnectionError("the producer has not reached the broker yet")
         partitions = sorted(await self.producer.partitions_for(topic))
         partition = partitions[partition_of(key, len(partitions))]
+        lane = self.lanes.setdefault((topic, partition), _Lane())
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lane.pending.append((key, values, waiter))
+        if not lane.busy:
+            lane.busy = True
+            asyncio.create_task(self._drain(topic, partition, lane))
+        await waiter
+
+    async def _drain(self, topic: str, partition: int, lane: "_Lane") -> None:
+        try:
+            while lane.pending:
+                taken, lane.pending = lane.pending, []
+                try:
+                    await self._send_batches(topic, partition, taken)
+                except Exception as exc:  # noqa: BLE001 - each waiting upload is told (503, retried)
+                    for _, _, waiter in taken:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                            waiter.exception()  # read here too: an upload that gave up no longer waits
+                else:
+                    for _, _, waiter in taken:
+                        if not waiter.done():
+                            waiter.set_result(None)
+        finally:
+            lane.busy = False
+
+    async def _send_batches(self, topic: str, partition: int, taken: list[tuple[bytes, list[bytes], Any]]) -> None:
+        producer = self.producer
+        if producer is None:
+            raise ConnectionError("the producer has not reached the broker yet")
         delivered = []
-        batch = self.producer.create_batch()
-        for value in values:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                delivered.append(await self.producer.send_batch(batch, topic, partition=partition))
-                batch = self.producer.create_batch()
+        batch = producer.create_batch()
+        for key, values, _ in taken:
+            for value in values:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
-        delivered.append(await self.producer.send_batch(batch, topic, partition=partition))
-        for future in delivered:  # an answer given up on (503) still gets its outcome read
+                    delivered.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
+        delivered.append(await producer.send_batch(batch, topic, partition=partition))
+        for future in delivered:
             future.add_done_callback(_read_outcome)
         await asyncio.gather(*delivered)
+
+
+@dataclass
+class _Lane:
+    pending: list[tuple[bytes, list[bytes], "asyncio.Future[None]"]] = field(default_factory=list)
+    busy: bool = False
 
 
 def _read_outcome(future: "asyncio.Future[Any]") -> None:
