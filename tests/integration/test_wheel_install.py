@@ -22,7 +22,7 @@ from tests.support.services import ROOT
 pytestmark = pytest.mark.integration
 
 # What the Dockerfile copies into the image: the wheel is built from exactly these.
-SOURCES = ("pyproject.toml", "README.md", "pipeline", "agents", "mimamori", "sql", "schemas", "templates")
+SOURCES = ("pyproject.toml", "README.md", "pipeline", "agents", "gateway", "mimamori", "sql", "schemas", "templates")
 
 
 def _run(*args: str | Path, cwd: Path, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
