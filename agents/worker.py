@@ -40,7 +40,8 @@ def build_app(settings: Settings, *, store: Store | None = None,
     if store is None:
         store = _claim_store(settings)
     if create_topics:
-        ensure_topics(settings.kafka, topic_specs(settings.topics), options=kafka_python_options(settings))
+        ensure_topics(settings.kafka, topic_specs(settings.topics, dedup_window=settings.dedup_window),
+                      options=kafka_python_options(settings))
     app = make_app(settings, settings.topics.deployment, web=web)
     kafka_options = aiokafka_options(settings)
     publisher = app.add_dependency(Publisher(settings.kafka, kafka_options, loop=app.loop, beacon=app.beacon))

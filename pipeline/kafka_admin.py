@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -19,11 +20,12 @@ class TopicSpec:
     max_message_bytes: int | None = None
 
 
-def topic_specs(topics: Topics, partitions: int = 6) -> list[TopicSpec]:
+def topic_specs(topics: Topics, partitions: int = 6, *, dedup_window: timedelta = timedelta(hours=24)) -> list[TopicSpec]:
     """Inputs keyed by utm_id share one partition count so a UTM's events and heartbeats meet;
     the worker's own topics (alert changes and notices re-keyed by tenant, verdicts re-keyed by
     UTM, mails a server refused for good) are partitioned alike. Service notices have one partition,
-so one worker owns each broadcast and reads the notices in publication order."""
+so one worker owns each broadcast and reads the notices in publication order. The dedup log keeps
+pairs for the dedup window and an hour more (restore skips those past the window itself)."""
     return [
         TopicSpec(topics.events, partitions),
         TopicSpec(topics.heartbeats, partitions),
@@ -39,7 +41,7 @@ so one worker owns each broadcast and reads the notices in publication order."""
         TopicSpec(topics.notices, 1, compacted=True),
         TopicSpec(topics.alert_routes, partitions, compacted=True),
         TopicSpec(topics.detect_state, partitions, compacted=True),
-        TopicSpec(topics.detect_seen, partitions, retention_ms=SEEN_RETENTION_MS),
+        TopicSpec(topics.detect_seen, partitions, retention_ms=seen_retention_ms(dedup_window)),
         TopicSpec(topics.mail_state, partitions, compacted=True),
         TopicSpec(topics.mail_ledger, partitions, compacted=True),
         TopicSpec(topics.store_rows, partitions, retention_ms=STORE_ROWS_RETENTION_MS, max_message_bytes=16 * 1024 * 1024),
@@ -52,8 +54,9 @@ so one worker owns each broadcast and reads the notices in publication order."""
 
 STORE_ROWS_RETENTION_MS = 7 * 24 * 3600 * 1000
 """Rows wait here while ClickHouse is down: a week of outage is covered."""
-SEEN_RETENTION_MS = 3 * 24 * 3600 * 1000
-"""The dedup log keeps a few days (restore skips pairs past the dedup window itself)."""
+def seen_retention_ms(dedup_window: timedelta) -> int:
+    """The dedup log's retention follows the dedup window: the window and an hour of slack."""
+    return int((dedup_window + timedelta(hours=1)).total_seconds() * 1000)
 
 
 def _configs(spec: TopicSpec) -> dict[str, str]:
