@@ -556,7 +556,7 @@ class PartitionedProcessor(Service):
         if not topics:
             return saved
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                  isolation_level="read_committed", client_id=f"mimamori-{self.name}-restore",
+                                  isolation_level="read_committed", client_id=f"{self.group}-restore",
                                   fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
                                   **self.client_options)
         await reader.start()
