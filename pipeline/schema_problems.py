@@ -5,8 +5,8 @@ them all, the schema is walked along the document: each object and array is chec
 (its type, required and unknown properties, sizes), then each property and item it holds, so a
 problem in one place does not hide another elsewhere. One problem is named per place.
 
-Formats are checked as the schemas mean them: `date` is a real calendar date, `email` has an `@`
-(the pattern says the rest), `date-time` is left to the schema's pattern and the caller's parser.
+Formats are checked as the schemas mean them: `date` is a real calendar date, `email` is a plain
+`local@domain` (pipeline/addresses.py, the schemas' pattern too), `date-time` is left to the schema's pattern and the caller's parser.
 `unevaluatedProperties: false` is read as "no property that the schema and what it refers to
 (`$ref`, `allOf`) do not name", which is all the schemas here use it for.
 """
@@ -118,6 +118,9 @@ def _deeper(value: Any, parts: list[str]) -> list[str | int]:
 
 def _message(error: fastjsonschema.JsonSchemaValueException) -> str:
     text = error.message.removeprefix(error.name or "").strip()
+    definition = getattr(error, "definition", None)
+    if error.rule in ("pattern", "format") and isinstance(definition, dict) and definition.get("format") == "email":
+        text = "is not a plain address local@domain (no display name, comment, list, space or control character)"
     value = error.value
     if isinstance(value, (str, int, float, bool)) or value is None:
         return f"{json.dumps(value, ensure_ascii=False)} {text}"
