@@ -58,6 +58,7 @@ class Gateway:
         self.metrics = GatewayMetrics(self.last_upload, clock=clock)
         self.tasks: list[asyncio.Task[None]] = []
         self.restarting: asyncio.Task[None] | None = None
+        self.warned_at = float("-inf")
         self.ack_timeout = settings.gateway_ack_timeout.total_seconds()
         self.topics = {EVENTS: settings.topics.events, HEARTBEATS: settings.topics.heartbeats}
 
@@ -158,8 +159,10 @@ class Gateway:
                 if not isinstance(exc, asyncio.TimeoutError):
                     self._restart_producer()
                 self.metrics.broker_up.set(0)
-                log.warning("gateway: no acknowledgement from the broker for an upload of %s (%s); answered 503",
-                            utm_id, type(exc).__name__)
+                if time.monotonic() - self.warned_at >= 10:  # one line per 10 s while the broker is down
+                    self.warned_at = time.monotonic()
+                    log.warning("gateway: no acknowledgement from the broker (%s) for an upload of %s; answered 503 "
+                                "(further ones within 10 s not logged)", type(exc).__name__, utm_id)
                 return self._unavailable("the broker did not acknowledge in time")
             if not self.broker.up:
                 log.info("gateway: the broker acknowledges again")

@@ -14,7 +14,8 @@ from aiokafka.partitioner import murmur2
 from gateway.credentials import CredentialState
 from pipeline.config import Settings
 from pipeline.kafka_security import aiokafka_options
-from pipeline.models import Registry, Tenant, Utm
+from pipeline.models import Registry
+from pipeline.registry_file import registry_record
 
 log = logging.getLogger("mimamori.gateway")
 
@@ -153,10 +154,10 @@ class Follower:
         self.consumer: AIOKafkaConsumer | None = None
         self.partitions: list[Any] = []
         topics = settings.topics
-        self.decoders: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]] = {
-            topics.tenants: (registry.tenants, Tenant.from_record),
-            topics.utms: (registry.utms, Utm.from_record),
-            topics.credentials: (credentials, CredentialState.from_record),
+        self.decoders: dict[str, tuple[dict[str, Any], Callable[[bytes | None, bytes], Any]]] = {
+            topics.tenants: (registry.tenants, lambda key, value: registry_record("tenant", key, value)),
+            topics.utms: (registry.utms, lambda key, value: registry_record("utm", key, value)),
+            topics.credentials: (credentials, lambda key, value: CredentialState.from_record(orjson.loads(value))),
         }
 
     def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
@@ -169,8 +170,9 @@ class Follower:
             table.pop(name, None)
             return
         try:
-            table[name] = decode(orjson.loads(value))
+            table[name] = decode(key, value)
         except Exception as exc:  # noqa: BLE001 - a bad record is ignored, the previous version stays
+            # (registry records are checked as `registry load` and the worker check them)
             self.refused += 1
             log.error("%s: record %r refused: %s", topic, name, type(exc).__name__)
 

@@ -185,3 +185,15 @@ def test_size_limits_gzip_and_answers(pair: tuple[GatewayProcess, GatewayProcess
     raw = client.post("/v1/events", token, b"", compress=False)
     assert raw.status == 202 and raw.body == {"accepted": 0, "refused": []}
     assert client.post("/v1/events", token, b'[{"v":1},', compress=False).status == 400
+
+
+def test_simulate_uploads_through_the_gateway(pair: tuple[GatewayProcess, GatewayProcess]) -> None:
+    first, _ = pair
+    env = {**os.environ, "MIMAMORI_KAFKA": first.bootstrap, "MIMAMORI_TOPIC_PREFIX": first.prefix,
+           "MIMAMORI_GATEWAY_KEY": GATEWAY_KEY}
+    done = subprocess.run([sys.executable, "-m", "mimamori.cli", "simulate", "--gateway", first.url, "--gateway-ca",
+                           str(first.certs.ca), "--tenants", "2", "--duration", "10m", "--rate", "1", "--seed", "7",
+                           "--start", (datetime.now(timezone.utc) - timedelta(minutes=30)).isoformat()],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("uploaded ") and "(0 retried)" in done.stdout and "unregistered_utm 1" in done.stdout
