@@ -22,6 +22,7 @@ from aiokafka import ConsumerRecord
 from agents.context import Context, log
 from agents.follow import CompactedFollower
 from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size, seen_pair_size
 from pipeline.config import Settings
 from pipeline.internal import SilenceReport
 from pipeline.engine import Detector, DetectorStep, InputRecord
@@ -176,7 +177,8 @@ def _state_writes(step: DetectorStep) -> list[StateWrite]:
     partition whose transaction carries them."""
     writes = [StateWrite(-1, key, value) for key, value in step.state.keyed.items()]
     if step.state.seen:
-        writes.append(StateWrite(-1, None, list(step.state.seen)))
+        seen = list(step.state.seen)
+        writes.extend(StateWrite(-1, None, run) for run in chunks_by_size(seen, seen_pair_size, SEEN_MESSAGE_BYTES, len(seen)))
     return writes
 
 

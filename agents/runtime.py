@@ -41,11 +41,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import (
-    CorruptRecordException, InvalidProducerEpoch, KafkaError, MessageSizeTooLargeError, ProducerFenced,
-    RecordTooLargeError, UnsupportedForMessageFormatError,
-)
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from mode import Service
+
+from pipeline.kafka_errors import is_permanent_send_error
 
 log = logging.getLogger("mimamori")
 
@@ -111,12 +110,6 @@ class StatelessHandler:
 
 class PartitionLost(Exception):
     """This member no longer owns the partition (revoked, or fenced by a newer owner)."""
-
-
-def is_permanent_send_error(exc: BaseException) -> bool:
-    """A send the broker will refuse however often it is tried (the record itself is wrong)."""
-    return isinstance(exc, (MessageSizeTooLargeError, RecordTooLargeError, CorruptRecordException,
-                            UnsupportedForMessageFormatError))
 
 
 def dead_letter_message(topic: str, message: Message, reason: str, at: float) -> Message:

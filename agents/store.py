@@ -28,6 +28,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from pipeline.bounds import STORE_ROWS_MESSAGE_BYTES
 from pipeline.internal import StoreRows
 from pipeline.sinks import unstored_events
 from pipeline.store.backends import StoreError
@@ -45,9 +46,10 @@ ROWS_PER_MESSAGE = 2000
 def row_messages(topic: str, rows_by_table: dict[str, list[dict[str, Any]]],
                  *, recheck: bool = False) -> list[tuple[str, bytes | None, bytes | None, int | None]]:
     """The store-rows messages of one batch: keyed by table (so each table's rows keep their
-    order), at most ROWS_PER_MESSAGE rows each."""
-    return [(topic, table.encode(), orjson.dumps(StoreRows(table, rows[i:i + ROWS_PER_MESSAGE], recheck).to_record()), None)
-            for table, rows in rows_by_table.items() for i in range(0, len(rows), ROWS_PER_MESSAGE)]
+    order), at most ROWS_PER_MESSAGE rows and STORE_ROWS_MESSAGE_BYTES each (below the topic's limit)."""
+    return [(topic, table.encode(), value, None) for table, rows in rows_by_table.items()
+            for value in StoreRows.values(table, rows, recheck=recheck, max_rows=ROWS_PER_MESSAGE,
+                                          max_bytes=STORE_ROWS_MESSAGE_BYTES)]
 
 
 class StoreSide:

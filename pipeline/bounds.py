@@ -28,6 +28,14 @@ KEPT_ORIGINAL_BYTES = 64 * 1024
 """The most of an original value a rejection carries (the contract's record limit: a record the
 worker would have taken is always carried whole)."""
 
+STORE_ROWS_MESSAGE_BYTES = 4 * 1024 * 1024
+"""A store-rows message is cut at this size (its topic takes 8 MiB: room for one more row, an
+event row being at most ~4 times its 64 KiB record)."""
+
+SEEN_MESSAGE_BYTES = 512 * 1024
+"""A batch's dedup pairs are cut into log messages of at most this size (10,000 pairs of the
+longest ids the schema allows, escaped, would be ~12 MB)."""
+
 MAX_DETAIL_CHARS = 1000
 """A rejection's detail (which field, what was wrong): error texts may quote the input."""
 
@@ -91,6 +99,22 @@ def json_text(value: Any, option: int = 0) -> str:
         return orjson.dumps(value, option=option).decode()
     except (TypeError, orjson.JSONEncodeError) as exc:
         return orjson.dumps(f"<not serializable: {exc}>").decode()
+
+
+def json_text_size(text: str) -> int:
+    """Bytes `text` takes as a JSON string at most: exact for printable ASCII without quotes or
+    backslashes (the ids of nearly every record), six bytes a character otherwise."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2
+    return 6 * len(text) + 2
+
+
+def seen_pair_size(pair: tuple[str, float]) -> int:
+    """Bytes of one dedup pair `["utm\\u001fevent",1796277983.865]` in a JSON list, at most (the
+    separator is written as six bytes)."""
+    key = pair[0]
+    separators = key.count("\x1f")
+    return json_text_size(key.replace("\x1f", "") if separators else key) + 6 * separators + 28
 
 
 def chunks_by_size(items: list[T], size_of: Callable[[T], int], limit: int, max_items: int) -> Iterator[list[T]]:

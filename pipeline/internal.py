@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 STORE_TABLES = ("events", "alerts", "utm_status", "utm_last_seen", "mails", "tenants", "utms", "notices")
 
 
@@ -20,6 +22,20 @@ class StoreRows:
 
     def to_record(self) -> dict[str, Any]:
         return {"table": self.table, "rows": self.rows, "recheck": self.recheck}
+
+    @staticmethod
+    def values(table: str, rows: list[dict[str, Any]], *, recheck: bool = False, max_rows: int,
+               max_bytes: int) -> list[bytes]:
+        """The messages of a table's rows (what `to_record` gives, as JSON), each of at most
+        `max_rows` rows and `max_bytes` bytes plus one row: each row is encoded once and the
+        messages are joined around them."""
+        from pipeline.bounds import chunks_by_size
+
+        head = b'{"table":' + orjson.dumps(table) + b',"rows":['
+        tail = b'],"recheck":' + (b"true" if recheck else b"false") + b"}"
+        encoded = [orjson.dumps(row) for row in rows]
+        return [head + b",".join(run) + tail
+                for run in chunks_by_size(encoded, lambda row: len(row) + 1, max_bytes - len(head) - len(tail), max_rows)]
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "StoreRows":

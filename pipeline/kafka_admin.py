@@ -11,13 +11,46 @@ from pipeline.config import Topics, load_settings
 from pipeline.kafka_security import kafka_python_options
 
 
+MIB = 1024 * 1024
+
+PRODUCER_MAX_REQUEST_BYTES = 8 * MIB
+"""The worker's producer (agents.runtime.Publisher, max_request_size) sends nothing larger: no
+topic needs a larger limit than this."""
+
+MESSAGE_BYTES = 1 * MIB
+"""Kafka's own default, set explicitly so that a cluster with another default behaves the same.
+Every record the worker writes to a topic with this limit is bounded far below it:
+- inputs (`utm.events`, `utm.heartbeats`): the contract refuses records above 64 KiB with a
+  rejection; the topic takes up to 1 MiB so that such a record (an 800 kB one, say) reaches the
+  worker and is rejected with its reason, rather than failing at a third-party producer without
+  trace (`produce` and the gateway refuse above 64 KiB before sending);
+- rejections: at most 64 KiB of the original, escaped at most ~400 KiB, and a bounded detail
+  (pipeline.bounds);
+- alert versions, mail requests, live and finished alerts in the detect state: one alert with
+  bounded evidence, categories and signature ids, ~40 KB at worst (pipeline.correlate); a UTM's
+  state head, its life record, the monitor's record: under 1 KB;
+- the dedup log: each batch's pairs cut into messages of at most 512 KiB (pipeline.bounds);
+- registry records, notices, verdicts and their routed copies, alert routes, the mail ledger,
+  store markers, the fleet book, credentials: small records written by the project's own tools."""
+
+LARGE_MESSAGE_BYTES = PRODUCER_MAX_REQUEST_BYTES
+"""Topics whose records may legitimately be large:
+- `mimamori-store-rows`: a batch's rows, cut into messages of at most 4 MiB
+  (pipeline.bounds, agents.store.row_messages), plus one row at most (an event row is at most ~4 times its
+  64 KiB record: its unknown fields are escaped twice);
+- `mail.outbox` and `mimamori-mail-failed`: one rendered mail (at most 100 alerts, each with
+  bounded evidence, text and HTML parts);
+- `mimamori-mail-state`: one tenant's mail schedule, which lists its pending alerts (not split yet:
+  bounded by the number of alerts one tenant has pending at once)."""
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
     retention_ms: int | None = None
-    max_message_bytes: int | None = None
+    max_message_bytes: int = MESSAGE_BYTES
+    """Set on every topic (MESSAGE_BYTES unless said): what the project may write there."""
 
 
 def topic_specs(topics: Topics, partitions: int = 6, *, dedup_window: timedelta = timedelta(hours=24)) -> list[TopicSpec]:
@@ -34,17 +67,18 @@ pairs for the dedup window and an hour more (restore skips those past the window
         TopicSpec(topics.rejected, partitions),
         TopicSpec(topics.alerts, partitions),
         TopicSpec(topics.verdicts, partitions),
-        TopicSpec(topics.outbox, partitions),
+        TopicSpec(topics.outbox, partitions, max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.mail_requests, partitions),
         TopicSpec(topics.verdicts_by_utm, partitions),
-        TopicSpec(topics.failed_mails, partitions),
+        TopicSpec(topics.failed_mails, partitions, max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.notices, 1, compacted=True),
         TopicSpec(topics.alert_routes, partitions, compacted=True),
         TopicSpec(topics.detect_state, partitions, compacted=True),
         TopicSpec(topics.detect_seen, partitions, retention_ms=seen_retention_ms(dedup_window)),
-        TopicSpec(topics.mail_state, partitions, compacted=True),
+        TopicSpec(topics.mail_state, partitions, compacted=True, max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.mail_ledger, partitions, compacted=True),
-        TopicSpec(topics.store_rows, partitions, retention_ms=STORE_ROWS_RETENTION_MS, max_message_bytes=16 * 1024 * 1024),
+        TopicSpec(topics.store_rows, partitions, retention_ms=STORE_ROWS_RETENTION_MS,
+                  max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.store_state, partitions, compacted=True),
         TopicSpec(topics.notice_state, 1, compacted=True),
         TopicSpec(topics.fleet, 1, compacted=True),
@@ -63,8 +97,7 @@ def _configs(spec: TopicSpec) -> dict[str, str]:
     configs = {"cleanup.policy": "compact"} if spec.compacted else {}
     if spec.retention_ms is not None:
         configs["retention.ms"] = str(spec.retention_ms)
-    if spec.max_message_bytes is not None:
-        configs["max.message.bytes"] = str(spec.max_message_bytes)
+    configs["max.message.bytes"] = str(spec.max_message_bytes)
     return configs
 
 
@@ -88,6 +121,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
     try:
         existing = set(admin.list_topics())
         _check_partitions(admin, [s for s in specs if s.name in existing])
+        _set_message_limits(admin, [s for s in specs if s.name in existing])
         missing = [s for s in specs if s.name not in existing]
         new = [
             NewTopic(s.name, s.partitions, 1, topic_configs=_configs(s))
@@ -115,6 +149,29 @@ def _check_partitions(admin: object, specs: list[TopicSpec]) -> None:
              for s in specs if found.get(s.name) != s.partitions]
     if wrong:
         raise TopicMismatch("; ".join(wrong) + " (topics keyed alike must be co-partitioned; recreate them)")
+
+
+def _set_message_limits(admin: Any, specs: list[TopicSpec]) -> None:
+    """Topics created before their limit was set (or changed by hand) get it: only that key is
+    set (incremental), the topic's other settings stay."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    if not specs:
+        return
+    wanted = {s.name: str(s.max_message_bytes) for s in specs}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=["max.message.bytes"]) for name in wanted]
+    current = topic_configs(admin.describe_configs(resources, config_filter="all"))
+    changes = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"max.message.bytes": limit})
+               for name, limit in wanted.items() if current.get(name, {}).get("max.message.bytes") != limit]
+    if changes:
+        admin.alter_configs(changes)
+
+
+def topic_configs(described: Any) -> dict[str, dict[str, str]]:
+    """{topic: {key: value}} from kafka-python's describe_configs answer
+    ({"topic": {name: {key: {"value": ...}}}})."""
+    return {name: {key: entry.get("value") for key, entry in entries.items()}
+            for name, entries in (described.get("topic") or {}).items()}
 
 
 def main() -> None:

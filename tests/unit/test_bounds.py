@@ -249,3 +249,71 @@ def test_a_utm_state_saved_whole_before_is_saved_again_alert_by_alert() -> None:
     third.restore(saved.items(), [], later)
     assert third.correlator.alerts("utm-1") == second.correlator.alerts("utm-1")
     assert third.correlator.state_for("utm-1") == second.correlator.state_for("utm-1")
+
+
+# --- every message a writer makes stays below its topic's limit ----------------------------------
+
+def test_store_rows_messages_are_cut_by_size_and_read_as_before() -> None:
+    from pipeline.bounds import STORE_ROWS_MESSAGE_BYTES
+    from pipeline.internal import StoreRows
+
+    rows = [{"event_id": f"e{i}", "extra": '{"x":"' + '\\"' * 30_000 + '"}'} for i in range(600)]
+    values = StoreRows.values("events", rows, recheck=True, max_rows=2000, max_bytes=STORE_ROWS_MESSAGE_BYTES)
+    assert len(values) > 1 and max(len(v) for v in values) <= STORE_ROWS_MESSAGE_BYTES
+    read = [StoreRows.from_record(orjson.loads(v)) for v in values]
+    assert [r for message in read for r in message.rows] == rows and all(m.recheck for m in read)
+    small = [{"a": 1}, {"b": "見"}]
+    assert StoreRows.values("alerts", small, max_rows=1, max_bytes=1000) == [
+        orjson.dumps(StoreRows("alerts", [row]).to_record()) for row in small]
+
+
+@pytest.mark.parametrize("key", ["utm-1\x1fev-1", "u" * 128 + "\x1f" + "\x00\"\\見" * 16, "utm\x1f" + "\U0001F600" * 64])
+def test_a_seen_pair_never_takes_more_than_its_size_bound(key: str) -> None:
+    from pipeline.bounds import seen_pair_size
+
+    encoded = orjson.dumps([[key, 1796277983.8651234]])
+    assert len(encoded) - 1 <= seen_pair_size((key, 1796277983.8651234))
+    if key == "utm-1\x1fev-1":
+        assert seen_pair_size((key, 1.0)) <= len(encoded) + 24  # exact but for the float's room
+
+
+def test_the_detect_processor_cuts_a_batch_of_long_pairs_into_bounded_log_messages() -> None:
+    from agents.detect import _state_writes
+    from pipeline.bounds import SEEN_MESSAGE_BYTES
+    from pipeline.engine import DetectorStep, Outputs
+    from pipeline.step import StateChanges
+
+    pairs = [("u" * 128 + "\x1f" + f"{i:04d}" + "\x01" * 60, 1796277983.865 + i) for i in range(10_000)]
+    writes = _state_writes(DetectorStep(Outputs(), StateChanges({}, pairs)))
+    sizes = [len(orjson.dumps(w.value)) for w in writes]
+    print(f"\n10,000 pairs of the longest ids: {sum(sizes):,} bytes in {len(writes)} log messages, largest {max(sizes):,}")
+    assert max(sizes) <= SEEN_MESSAGE_BYTES
+    assert sorted(p for w in writes for p in w.value) == sorted(pairs)
+    ordinary = [(f"utm-{i % 7}\x1fev-{i}", 1796277983.865) for i in range(10_000)]
+    assert len(_state_writes(DetectorStep(Outputs(), StateChanges({}, ordinary))))  <= 6  # one per partition
+
+
+def test_every_topic_has_a_limit_the_producer_can_reach() -> None:
+    from pipeline.config import Settings
+    from pipeline.kafka_admin import MESSAGE_BYTES, PRODUCER_MAX_REQUEST_BYTES, _configs, topic_specs
+
+    topics = Settings().topics
+    specs = {spec.name: spec for spec in topic_specs(topics)}
+    assert all(0 < s.max_message_bytes <= PRODUCER_MAX_REQUEST_BYTES for s in specs.values())
+    assert all("max.message.bytes" in _configs(s) for s in specs.values())
+    assert specs[topics.events].max_message_bytes == MESSAGE_BYTES  # an 800 kB input reaches the worker
+    assert specs[topics.store_rows].max_message_bytes == PRODUCER_MAX_REQUEST_BYTES
+
+
+def test_permanent_send_errors() -> None:
+    from aiokafka import errors
+
+    from pipeline.kafka_errors import is_permanent_send_error
+
+    for exc in (errors.MessageSizeTooLargeError("too big"), errors.RecordListTooLargeError(),
+                errors.CorruptRecordException(), errors.InvalidTimestampError(), errors.RecordTooLargeError()):
+        assert is_permanent_send_error(exc), exc
+    for exc in (errors.KafkaTimeoutError(), errors.NotLeaderForPartitionError(), errors.RequestTimedOutError(),
+                errors.KafkaConnectionError(), errors.TopicAuthorizationFailedError(), errors.UnknownError(),
+                errors.ProducerFenced(), ConnectionError(), RuntimeError("x")):
+        assert not is_permanent_send_error(exc), exc
