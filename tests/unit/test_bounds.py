@@ -303,6 +303,9 @@ def test_every_topic_has_a_limit_the_producer_can_reach() -> None:
     assert all("max.message.bytes" in _configs(s) for s in specs.values())
     assert specs[topics.events].max_message_bytes == MESSAGE_BYTES  # an 800 kB input reaches the worker
     assert specs[topics.store_rows].max_message_bytes == PRODUCER_MAX_REQUEST_BYTES
+    from agents.runtime import MAX_REQUEST_BYTES
+
+    assert MAX_REQUEST_BYTES == PRODUCER_MAX_REQUEST_BYTES  # the producers' own maximum
 
 
 def test_permanent_send_errors() -> None:
