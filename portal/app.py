@@ -40,6 +40,8 @@ from portal.metrics import PortalMetrics
 log = logging.getLogger("mimamori.portal")
 
 MAX_FORM = 16 * 1024
+ACCOUNT_TTL_S = 5.0
+PEERS_TTL_S = 60.0
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 SECURITY_HEADERS = {
@@ -89,6 +91,8 @@ class Portal:
         self.clock = clock
         self.secure_cookie = False
         self._lock = threading.Lock()
+        self._accounts: dict[str, tuple[float, acc.Account | None]] = {}
+        self._peers: dict[tuple[date, date], tuple[float, Any]] = {}
         self.store_error: str | None = None
         self.env = Environment(loader=FileSystemLoader(str(TEMPLATES / "portal")), autoescape=True,
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -160,10 +164,41 @@ class Portal:
             return Viewer(ses.anonymous(now), None, True)
         if session.anonymous:
             return Viewer(session, None, False)
-        account = await self.db(self.book.by_id, session.account_id)
+        account = await self.account(session.account_id)
         if account is None or account.disabled or account.session_epoch != session.epoch:
             return Viewer(ses.anonymous(now), None, True)
         return Viewer(session, account, False)
+
+    async def account(self, account_id: str) -> acc.Account | None:
+        """The account of a session, read again at most every ACCOUNT_TTL_S: another replica's
+        disable, reset or password change ends this replica's sessions within that time."""
+        now = time.monotonic()
+        cached = self._accounts.get(account_id)
+        if cached is not None and now - cached[0] < ACCOUNT_TTL_S:
+            return cached[1]
+        account = await self.db(self.book.by_id, account_id)
+        if len(self._accounts) > 10_000:
+            self._accounts.clear()
+        self._accounts[account_id] = (now, account)
+        return account
+
+    async def save(self, account: acc.Account) -> None:
+        """Write a change; what this replica wrote is what it reads next (no stale count or epoch)."""
+        await self.db(self.book.save, account)
+        self._accounts[account.account_id] = (time.monotonic(), account)
+
+    def peers(self, data: TenantData, period: Period) -> Any:
+        """The peer average is the same for every tenant and changes with the day's rows: read it
+        at most once a minute per period (called in the store thread)."""
+        key = (period.first, period.last)
+        cached = self._peers.get(key)
+        if cached is not None and time.monotonic() - cached[0] < PEERS_TTL_S:
+            return cached[1]
+        found = data.peers_per_day(period)
+        if len(self._peers) > 1000:
+            self._peers.clear()
+        self._peers[key] = (time.monotonic(), found)
+        return found
 
     async def form(self, request: Request, viewer: Viewer) -> dict[str, str] | None:
         """The posted fields, or None when the CSRF token is missing or wrong."""
@@ -201,7 +236,7 @@ class Portal:
         now = self.now()
         result = await run_in_threadpool(acc.check_password, account, password, now)
         if result.account is not None and result.account is not account:
-            await self.db(self.book.save, result.account)
+            await self.save(result.account)
         self.metrics.logins.labels(result.reason).inc()
         if not result.ok:
             message = {
@@ -241,12 +276,12 @@ class Portal:
             return self.render(viewer, "login_totp.html.j2", 423, error="アカウントは一時的にロックされています。")
         secret = self.secrets.decrypt(account.totp_secret)
         if secret is None or not acc.totp_ok(secret, fields.get("code", ""), now):
-            await self.db(self.book.save, acc.failed(account, now))
+            await self.save(acc.failed(account, now))
             self.metrics.logins.labels("totp_wrong").inc()
             return self.render(viewer, "login_totp.html.j2", 401, error="確認コードが正しくありません。")
         account = acc.succeeded(account, now)
         if account is not viewer.account:
-            await self.db(self.book.save, account)
+            await self.save(account)
         self.metrics.logins.labels("ok").inc()
         step = ses.NEED_CREDENTIALS if account.temporary else ses.FULL
         return self.redirect(_next_page(step), ses.logged_in(account.account_id, account.session_epoch, step, self.clock()))
@@ -272,7 +307,7 @@ class Portal:
         if problem:
             return self.render(viewer, "setup.html.j2", 400, error=problem, user=login)
         account = await run_in_threadpool(acc.set_credentials, account, login, password, self.now())
-        await self.db(self.book.save, account)
+        await self.save(account)
         step = ses.FULL if account.totp_decided else ses.NEED_DECISION
         return self.redirect(_next_page(step), ses.logged_in(account.account_id, account.session_epoch, step, self.clock()))
 
@@ -300,7 +335,7 @@ class Portal:
         if fields.get("decision") == "skip":
             if not account.totp_decided:
                 account = acc.set_totp(account, account.totp_secret, now)
-                await self.db(self.book.save, account)
+                await self.save(account)
             return self.redirect("/", ses.logged_in(account.account_id, account.session_epoch, ses.FULL, self.clock()))
         secret = self.secrets.decrypt(fields.get("pending", ""))
         if secret is None:
@@ -309,7 +344,7 @@ class Portal:
             return self._totp_setup(viewer, "確認コードが正しくありません。認証アプリに表示された6桁の数字を入力してください。",
                                     secret, 400)
         account = acc.set_totp(account, self.secrets.encrypt(secret), now)
-        await self.db(self.book.save, account)
+        await self.save(account)
         return self.redirect("/", ses.logged_in(account.account_id, account.session_epoch, ses.FULL, self.clock()))
 
     async def logout(self, request: Request) -> Response:
@@ -371,7 +406,9 @@ class Portal:
             if found is None:
                 return None, None
             period = Period(self.today() - timedelta(days=89), self.today())
-            return found, data.detections(period, self.now(), alert=alert_id, size=30)
+            return found, data.detections(period, self.now(), alert=alert_id, utm=found["utm_id"], size=30,
+                                          since=found["first_seen"] - timedelta(minutes=1),
+                                          until=found["last_seen"] + timedelta(minutes=1))
         found, evidence = await self.db(read)
         if found is None:
             raise NotFound
@@ -422,7 +459,7 @@ class Portal:
             utm = next((u for u in data.utms() if u["utm_id"] == utm_id), None)
             if utm is None:
                 return None, None, None
-            return utm, data.utm_changes(utm_id), data.per_utm(period).get(utm_id, {t: 0 for t in THREAT_TYPES})
+            return utm, data.utm_changes(utm_id), data.per_utm(period, utm_id).get(utm_id, {t: 0 for t in THREAT_TYPES})
         utm, changes, counts = await self.db(read)
         if utm is None:
             raise NotFound
@@ -433,7 +470,7 @@ class Portal:
         period = self._period(request)
 
         def read() -> Any:
-            return data.per_day(period), data.peers_per_day(period)
+            return data.per_day(period), self.peers(data, period)
         own, peers = await self.db(read)
         rows = [{"day": d, "own": sum(own[d].values()),
                  "peer": sum(peers[d].values()) if d in peers else None} for d in period.days]

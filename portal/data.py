@@ -106,9 +106,13 @@ class TenantData:
     # -- detections ------------------------------------------------------------------------------
 
     def detections(self, period: Period, now: datetime, *, type_: str = "", action: str = "", utm: str = "",
-                   alert: str = "", page: int = 1, size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
-        params = {"since": now - timedelta(days=RETENTION_DAYS), "type": type_, "action": action, "utm": utm,
-                  "alert": alert, **self._span(period)}
+                   alert: str = "", page: int = 1, size: int = PAGE_SIZE, since: datetime | None = None,
+                   until: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+        """One page of detections, newest first, and how many there are. `since`/`until` narrow the
+        time (an alert's evidence: its UTM between its first and last event, read by primary key)."""
+        oldest = now - timedelta(days=RETENTION_DAYS)
+        params = {"since": max(since, oldest) if since else oldest, "until": until or now + timedelta(days=1),
+                  "type": type_, "action": action, "utm": utm, "alert": alert, **self._span(period)}
         total = int(self._q("portal_page_detections_count", **params)[0]["n"])
         rows = self._q("portal_page_detections", limit=size, offset=max(0, page - 1) * size, **params)
         return rows, total
@@ -121,9 +125,9 @@ class TenantData:
     def utm_changes(self, utm_id: str) -> list[dict[str, Any]]:
         return self._q("portal_page_utm_changes", utm=utm_id)
 
-    def per_utm(self, period: Period) -> dict[str, dict[str, int]]:
+    def per_utm(self, period: Period, utm: str = "") -> dict[str, dict[str, int]]:
         found: dict[str, dict[str, int]] = defaultdict(lambda: {t: 0 for t in THREAT_TYPES})
-        for row in self._q("portal_page_detections_per_utm", **self._span(period)):
+        for row in self._q("portal_page_detections_per_utm", utm=utm, **self._span(period)):
             if row["type"] in THREAT_TYPES:
                 found[row["utm_id"]][row["type"]] += int(row["detections"])
         return found
