@@ -224,6 +224,7 @@ def _show(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str]
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         say(f"{message['X-Mimamori-Kind']:<21} {message['To']:<32} {message['Subject']}")
     _show_report(settings, store, plan, say)
+    _show_portal(settings, store, plan, say)
     say(f"\ndemo: done. Replay the same lines offline with:\n  mimamori replay {plan.directory}/events.jsonl "
         f"--registry {plan.directory}/registry.json")
 
@@ -248,3 +249,27 @@ def _show_report(settings: Settings, store: object, plan: DemoPlan, say: Callabl
         return
     say(f"\n== monthly report ==\n{tenant_id}, {month} to date (not sent): {eml}\n"
         f"  the HTML and the charts lie beside it: {eml.with_suffix('.html')}, {eml.stem}-*.png")
+
+
+def _show_portal(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str], None]) -> None:
+    """A demo account of the first tenant (own id and password already set, no TOTP) and how to
+    open the portal on the demo's store; the portal key goes to a file beside it, not on screen."""
+    import secrets
+    from dataclasses import replace
+
+    from portal.accounts import AccountBook, new_account, set_credentials
+
+    tenant_id = orjson.loads((plan.directory / "registry.json").read_bytes())["tenants"][0]["tenant_id"]
+    now = datetime.now(timezone.utc)
+    login, password = f"demo-{tenant_id}", secrets.token_urlsafe(9)
+    account, _ = new_account(tenant_id, f"demo@{tenant_id}.example.jp", now)
+    account = replace(set_credentials(account, login, password, now), totp_decided=True)
+    AccountBook(store).save(account)  # type: ignore[arg-type]
+    key_file = plan.directory / "portal-key"
+    key_file.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    port = settings.portal_port
+    say(f"\n== portal ==\nOpen the customer portal on the demo's data ({tenant_id}):\n"
+        f"  MIMAMORI_PORTAL_KEY=$(cat {key_file}) mimamori portal --store {settings.clickhouse} --port {port} "
+        f"--insecure-cookies\n"
+        f"  then http://localhost:{port}/ with user id {login} and password {password}")

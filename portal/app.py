@@ -34,7 +34,7 @@ from pipeline.store.backends import Store, StoreError, StoreUnavailable
 from portal import accounts as acc
 from portal import charts
 from portal import sessions as ses
-from portal.data import ACTIONS, BLOCKING, PAGE_SIZE, Period, TenantData, period_of, report_id
+from portal.data import ACTIONS, BLOCKING, PAGE_SIZE, Period, TenantData, binds_tenant, period_of, report_id
 from portal.metrics import PortalMetrics
 
 log = logging.getLogger("mimamori.portal")
@@ -87,6 +87,7 @@ class Portal:
         self.secrets = acc.Secrets(settings.portal_key)
         self.key = self.secrets.cookie_key
         self.book = acc.AccountBook(store)
+        self.bind = binds_tenant(store)
         self.metrics = PortalMetrics()
         self.clock = clock
         self.secure_cookie = False
@@ -216,7 +217,7 @@ class Portal:
                            message="フォームの有効期限が切れたか、不正な送信です。ページを開き直してからもう一度お試しください。")
 
     def data(self, account: acc.Account) -> TenantData:
-        return TenantData(self.store, account.tenant_id, self.tz)
+        return TenantData(self.store, account.tenant_id, self.tz, bind=self.bind)
 
     # -- login -----------------------------------------------------------------------------------
 
@@ -546,10 +547,11 @@ class Portal:
         now = self.now()
 
         def read() -> Any:
-            tenant = read_tenant(self.store, account.tenant_id)
+            store = self.data(account).store  # bound to the tenant on a server with row policies
+            tenant = read_tenant(store, account.tenant_id)
             if tenant is None:
                 return None
-            data = gather_month(self.store, tenant, month, self.tz, now)
+            data = gather_month(store, tenant, month, self.tz, now)
             return summarize(data) if data.days else None
         report = await self.db(read)
         if report is None:

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.models import THREAT_TYPES
-from pipeline.store.backends import Store
+from pipeline.store.backends import Store, quote
 from pipeline.store.sqlfiles import query_sql
 
 RETENTION_DAYS = 90
@@ -67,11 +67,39 @@ def report_id(tenant_id: str, month: str) -> str:
     return hashlib.blake2b(f"report|{tenant_id}|{month}".encode(), digest_size=10).hexdigest()
 
 
+TENANT_SETTING = "SQL_mimamori_tenant"
+"""The setting the row policies of sql/roles/0001_roles.sql bind a portal_reader to one tenant by."""
+
+
+class BoundStore:
+    """A store whose every query carries `SETTINGS SQL_mimamori_tenant = <tenant>`: on a server
+    with the roles file applied, the database itself gives the portal user that tenant's rows only
+    (the portal serves every customer, so it names the tenant per query rather than per user)."""
+
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        self.store = store
+        self.url = store.url
+        self.suffix = f" SETTINGS {TENANT_SETTING} = {quote(tenant_id)}"
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.store.query(sql.rstrip().rstrip(";") + self.suffix, params)
+
+
+def binds_tenant(store: Store) -> bool:
+    """Whether the store is a server that knows the roles' custom setting (24.10 or later: the
+    version the roles file needs); the embedded engine and old servers have no row policies."""
+    version = getattr(store, "version", None)
+    try:
+        return callable(version) and tuple(version()) >= (24, 10)
+    except Exception:  # noqa: BLE001 - a server that cannot say its version binds nothing more
+        return False
+
+
 class TenantData:
-    def __init__(self, store: Store, tenant_id: str, tz: ZoneInfo) -> None:
+    def __init__(self, store: Store, tenant_id: str, tz: ZoneInfo, *, bind: bool = False) -> None:
         if not tenant_id:
             raise ValueError("the portal reads one tenant's rows: a tenant id is required")
-        self.store = store
+        self.store: Any = BoundStore(store, tenant_id) if bind else store
         self.tenant_id = tenant_id
         self.tz = tz
 

@@ -10,7 +10,7 @@ from pipeline.store.sqlfiles import query_sql
 VIEWS = (
     "portal_detections_daily", "portal_alerts", "portal_utm_status",
     "portal_peer_average_daily", "portal_web_usage_daily", "analyst_threats_daily", "portal_notices",
-    "portal_utm_status_changes", "portal_threat_categories_daily",
+    "portal_utm_status_changes", "portal_threat_categories_daily", "portal_detections",
 )
 TENANT_VIEWS = frozenset(v for v in VIEWS if v not in ("portal_peer_average_daily", "analyst_threats_daily"))
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2149, 6, 6)

@@ -62,6 +62,10 @@ GRANT SELECT ON {db}.portal_web_usage_daily TO portal_reader;
 GRANT SELECT ON {db}.portal_notices TO portal_reader;
 GRANT SELECT ON {db}.portal_utm_status_changes TO portal_reader;
 GRANT SELECT ON {db}.portal_threat_categories_daily TO portal_reader;
+GRANT SELECT ON {db}.portal_detections TO portal_reader;
+-- and its accounts (login, lockout counts, own credentials), which are not a tenant's rows:
+-- an account is found by its user id before the tenant is known.
+GRANT SELECT, INSERT ON {db}.portal_accounts TO portal_reader;
 
 -- Analysts read the anonymized view only.
 GRANT SELECT ON {db}.analyst_threats_daily TO analyst_reader;
@@ -81,7 +85,9 @@ CREATE ROW POLICY OR REPLACE mimamori_tenant ON {db}.portal_web_usage_daily FOR 
 CREATE ROW POLICY OR REPLACE mimamori_tenant ON {db}.portal_notices FOR SELECT USING tenant_id = getSettingOrDefault('SQL_mimamori_tenant', '') AND tenant_id != '' TO portal_reader;
 CREATE ROW POLICY OR REPLACE mimamori_tenant ON {db}.portal_utm_status_changes FOR SELECT USING tenant_id = getSettingOrDefault('SQL_mimamori_tenant', '') AND tenant_id != '' TO portal_reader;
 CREATE ROW POLICY OR REPLACE mimamori_tenant ON {db}.portal_threat_categories_daily FOR SELECT USING tenant_id = getSettingOrDefault('SQL_mimamori_tenant', '') AND tenant_id != '' TO portal_reader;
+CREATE ROW POLICY OR REPLACE mimamori_tenant ON {db}.portal_detections FOR SELECT USING tenant_id = getSettingOrDefault('SQL_mimamori_tenant', '') AND tenant_id != '' TO portal_reader;
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_detections_daily FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
+CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_detections FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_alerts FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_utm_status FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_web_usage_daily FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;

@@ -206,3 +206,30 @@ def test_accounts_are_kept_in_the_store_latest_version_first(store: Store) -> No
     assert book.by_login(account.login) is None and book.find("alice-store").account_id == account.account_id
     other, _ = fresh()
     assert book.login_taken("alice-store", other.account_id) and not book.login_taken("alice-store", own.account_id)
+
+
+def test_on_a_server_with_row_policies_every_tenant_query_names_its_tenant() -> None:
+    from portal.data import BoundStore, binds_tenant
+
+    class Recorder:
+        url = "clickhouse://portal@ch:9000/mimamori"
+
+        def __init__(self, version: tuple[int, ...]) -> None:
+            self.sql: list[str] = []
+            self._version = version
+
+        def version(self) -> tuple[int, ...]:
+            return self._version
+
+        def query(self, sql: str, params: dict | None = None) -> list[dict]:
+            self.sql.append(sql)
+            return [{"n": 0}]
+
+    server = Recorder((24, 10, 1))
+    assert binds_tenant(server) and not binds_tenant(Recorder((18, 16, 1)))
+    data = TenantData(server, "t-'1", TZ, bind=binds_tenant(server))  # type: ignore[arg-type]
+    data.detections(Period(date(2026, 11, 1), date(2026, 11, 2)), NOW)
+    data.utms()
+    assert len(server.sql) == 3
+    assert all(sql.endswith(" SETTINGS SQL_mimamori_tenant = 't-\\'1'") for sql in server.sql)
+    assert BoundStore(server, "t2").query("SELECT 1;") and server.sql[-1] == "SELECT 1 SETTINGS SQL_mimamori_tenant = 't2'"

@@ -82,6 +82,8 @@ def test_every_statement_of_the_roles_file_parses(store: Store) -> None:
 
 def test_the_portal_reads_the_portal_views_only_and_analysts_the_analyst_view_only() -> None:
     portal = grants("portal_reader")
+    accounts = portal.pop("portal_accounts")  # the portal's own table: its accounts, not a tenant's rows
+    assert accounts == {"SELECT", "INSERT"}
     assert set(portal) == {v for v in VIEWS if v.startswith("portal_")} and "portal_notices" in portal
     assert all(p == {"SELECT"} for p in portal.values())
     assert grants("analyst_reader") == {"analyst_threats_daily": {"SELECT"}}
