@@ -196,7 +196,7 @@ def click(driver: WebDriver, element: Any) -> None:
     """Click a link or a submit button and wait for the next page (no fixed sleep)."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(staleness_of(page))
+    WebDriverWait(driver, 30).until(staleness_of(page))
 
 
 def text(driver: WebDriver, element_id: str) -> str:
@@ -375,12 +375,15 @@ def test_a_customer_without_a_utm_gets_its_own_screen(portal: str, store: Store,
 
 def test_repeated_failures_lock_the_account(portal: str, store: Store, browser: WebDriver) -> None:
     account, password = issue(store, "t-b")
-    for _ in range(acc.MAX_FAILURES):
+    for attempt in range(acc.MAX_FAILURES):
         login(browser, portal, account.login, "wrong-password")
-        assert "正しくありません" in text(browser, "error") or "ロック" in text(browser, "error")
+        assert "正しくありません" in text(browser, "error") or "ロック" in text(browser, "error"), attempt
+        stored = acc.AccountBook(store).by_id(account.account_id)
+        assert stored is not None and (stored.failures == attempt + 1 or stored.locked_until), (attempt, stored)
     login(browser, portal, account.login, password)
     shot(browser, "17-locked")
-    assert "ロックされています" in text(browser, "error") and browser.current_url.endswith("/login")
+    assert browser.current_url.endswith("/login"), browser.current_url
+    assert "ロックされています" in text(browser, "error"), browser.find_element(By.TAG_NAME, "main").text
 
 
 # -- isolation and forms --------------------------------------------------------------------------
