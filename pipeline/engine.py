@@ -102,8 +102,7 @@ class Detector:
         self.settings = settings
         self.registry = registry
         self.validator = EventValidator(registry)
-        self._seen = RecordingDict()
-        self.deduper = deduper if deduper is not None else Deduper(settings.dedup_window, store=self._seen)
+        self.deduper = deduper if deduper is not None else Deduper(settings.dedup_window)
         self._finished = RecordingDict() if finished is None else finished
         self._finished_utm: dict[str, str] = {}
         self.correlator = Correlator(
@@ -169,13 +168,18 @@ class Detector:
 
     # --- the façade a driver uses -------------------------------------------------------------
 
-    def restore(self, keyed: Iterable[tuple[str, Any]], seen: Iterable[tuple[str, float]], now: datetime) -> None:
-        """Rebuild from saved state (keys as `StateChanges.keyed` gave them) and remembered pairs;
+    def restore(self, keyed: Iterable[tuple[str, Any]], seen: Iterable[tuple[Any, ...]], now: datetime) -> None:
+        """Rebuild from saved state (keys as `StateChanges.keyed` gave them) and remembered pairs
+        (as `StateChanges.seen` gave them, or the older `(utm_id \x1f event_id, arrival)`);
         pairs older than the dedup window are skipped."""
         horizon = now.timestamp() - self.deduper.window
-        for key, first in seen:
-            if first > horizon and self.deduper.store.get(key, 0.0) < first:
-                self._seen.load(key, first)
+        for pair in seen:
+            if pair[-1] <= horizon:
+                continue
+            if len(pair) == 3:
+                self.deduper.load(pair[0], int(pair[1]), float(pair[2]))
+            else:  # written before the pairs were hashed: (utm_id \x1f event_id, arrival)
+                self.deduper.load_key(pair[0], float(pair[1]))
         for key, value in keyed:
             if value is None:
                 continue
@@ -191,7 +195,7 @@ class Detector:
             elif len(parts) == 3 and parts[1] == "finished":
                 self._finished.load(parts[2], value)  # type: ignore[union-attr]
                 self._finished_utm[parts[2]] = parts[0]
-        self.deduper.rebuild_index()
+        self.deduper.rebuild_index(now)
         self.correlator.rebuild_index()
 
     def step(self, records: Iterable[InputRecord], now: datetime) -> DetectorStep:
@@ -286,8 +290,7 @@ class Detector:
                 keyed[state_key(utm_id, "finished", alert_id)] = record
         if monitor:
             keyed[MONITOR_KEY] = self.monitor.monitor_state()
-        seen = [(k, v) for k, v in self._seen.drain().items() if v is not None]
-        return DetectorStep(out, StateChanges(keyed, seen))
+        return DetectorStep(out, StateChanges(keyed, self.deduper.drain()))
 
     @staticmethod
     def _collect(result: MonitorResult, out: Outputs) -> None:

@@ -36,10 +36,11 @@ def coalesced(changes: list[AlertChange]) -> list[AlertChange]:
 @dataclass
 class StateChanges:
     """Keyed state that changed in a step (None: removed), and newly remembered event pairs
-    (`seen`: dedup key and first-sight epoch seconds), which only ever grow until they expire."""
+    (`seen`: `(utm_id, hash of the event id, arrival epoch seconds)`, pipeline.dedup), which only
+    ever grow until they expire. The first item of a pair is its routing key."""
 
     keyed: dict[str, Any] = field(default_factory=dict)
-    seen: list[tuple[str, float]] = field(default_factory=list)
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.keyed or self.seen)
