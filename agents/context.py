@@ -102,7 +102,8 @@ class Context:
         """What every partitioned processor of this worker shares."""
         return {"bootstrap": self.settings.kafka, "dead_letters": self.settings.topics.rejected,
                 "metrics": self.metrics, "loop": self.app.loop, "beacon": self.app.beacon,
-                "client_options": dict(self.kafka_options)}
+                "client_options": dict(self.kafka_options),
+                "max_poll_interval_ms": int(self.settings.max_poll_interval.total_seconds() * 1000)}
 
     def processor(self, name: str) -> PartitionedProcessor:
         return next(p for p in self.processors if p.name == name)

@@ -270,8 +270,13 @@ class PartitionedProcessor(Service):
                 if records:
                     by_partition[tp.partition].extend(records)
                     offsets[tp.partition][tp] = _next_offset(consumer, tp, records[-1].offset + 1)
+            deadline = time.monotonic() + self.max_poll_interval_ms / 1000 / 2
             for partition, records in by_partition.items():
-                await self._take(partition, records, offsets[partition])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._read_again(consumer, records)  # the poll loop comes first: these come back
+                    continue
+                await self._take(partition, records, offsets[partition], left)
             await self._note_reads(consumer, batch)
             if not batch:
                 self.last_progress = time.time()
@@ -288,13 +293,26 @@ class PartitionedProcessor(Service):
                 count += len(records)
         return batch
 
-    async def _take(self, partition: int, records: list[ConsumerRecord], offsets: dict[TopicPartition, int]) -> None:
+    def _read_again(self, consumer: AIOKafkaConsumer, records: list[ConsumerRecord]) -> None:
+        """Records fetched but not handled: the next fetch starts at the first of each partition."""
+        first: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        for tp, offset in first.items():
+            try:
+                consumer.seek(tp, offset)
+            except Exception:  # noqa: BLE001 - revoked meanwhile: its next owner starts at the commit
+                pass
+
+    async def _take(self, partition: int, records: list[ConsumerRecord], offsets: dict[TopicPartition, int],
+                    budget: float | None = None) -> None:
         started = time.perf_counter()
         slot = self.slots.get(partition)
         if slot is None or not slot.ready:
             return  # fetched before a revocation: the next owner (or our own restore) seeks to the commit
         try:
-            await self._run(slot, lambda: self.handler.process(partition, records), offsets, records)
+            await self._run(slot, lambda: self.handler.process(partition, records), offsets, records, budget)
         except PartitionLost:
             return
         self.last_progress = time.time()
@@ -329,12 +347,18 @@ class PartitionedProcessor(Service):
         return done
 
     async def _run(self, slot: _Slot, action: Callable[[], Awaitable[Output]],
-                   offsets: dict[TopicPartition, int], records: list[ConsumerRecord]) -> None:
+                   offsets: dict[TopicPartition, int], records: list[ConsumerRecord],
+                   budget: float | None = None) -> None:
         async with self.locks[slot.partition]:
             if self.slots.get(slot.partition) is not slot or not slot.ready:
                 raise PartitionLost(slot.partition)
             handled = time.perf_counter()
-            output = await action()
+            budget = self.max_poll_interval_ms / 1000 / 2 if budget is None else budget
+            try:
+                output = await asyncio.wait_for(action(), timeout=budget)
+            except asyncio.TimeoutError:
+                await self._too_slow(slot, budget)
+                raise PartitionLost(slot.partition) from None
             committing = time.perf_counter()
             await self._commit(slot, output, offsets)
             self._stage("handle", committing - handled)
@@ -416,7 +440,7 @@ class PartitionedProcessor(Service):
                                                       type(exc).__name__, time.time())
                 await self._renew(slot)
             except Exception as exc:  # noqa: BLE001 - transient: retried, visible in /health
-                self.failing = f"kafka_write:{type(exc).__name__}"
+                self.failing = "kafka_write"
                 log.warning("%s: transaction of partition %d failed (%s: %s); retrying in %.1fs",
                             self.name, slot.partition, type(exc).__name__, exc, delay)
                 await self._renew(slot)
@@ -461,6 +485,27 @@ class PartitionedProcessor(Service):
         producer, slot.producer = slot.producer, None
         slot.ready = False
         asyncio.ensure_future(_close(producer))
+
+    async def _too_slow(self, slot: _Slot, budget: float) -> None:
+        """A step that outlasted its share of max.poll.interval.ms was cut short, its in-memory
+        state half done: the partition is read again (state from Kafka, records from the commit),
+        as a new owner would, and the poll loop goes on meanwhile."""
+        log.warning("%s: a step of partition %d took longer than %.1fs; the partition is read again",
+                    self.name, slot.partition, budget)
+        self.failing = "handler_slow"
+        if self.metrics is not None:
+            self.metrics.agent_errors.labels(self.name).inc()
+        consumer = self.consumer
+        if self.slots.get(slot.partition) is not slot or consumer is None:
+            return
+        tps = [tp for tp in consumer.assignment() if tp.partition == slot.partition]
+        consumer.pause(*tps)
+        slot.ready = False
+        await self.handler.revoked(slot.partition)
+        fresh = _Slot(slot.partition, self.generation, producer=slot.producer)
+        slot.producer = None
+        self.slots[slot.partition] = fresh
+        fresh.restore = asyncio.ensure_future(self._restore_partition(fresh, tps))
 
     # --- assignment -------------------------------------------------------------------------------
 

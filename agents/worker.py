@@ -131,9 +131,12 @@ def health_report(ctx: Context, now: float, started: float) -> dict:
         elif any(processor.lag().values()) and now - processor.last_progress > STALLED_AFTER:
             stalled[processor.name] = round(now - processor.last_progress)
             processors[processor.name] = {"state": "stalled", "reason": "no_progress"}
+        elif processor.failing:
+            processors[processor.name] = {"state": "failing", "reason": processor.failing.split(":")[0]}
         else:
             processors[processor.name] = {"state": "running" if processor.started else "starting", "reason": None}
-    status = "stalled" if stalled or crashed or ctx.failing else "ok"
+    failing = any(p["state"] == "failing" for p in processors.values())
+    status = "stalled" if stalled or crashed or ctx.failing or failing else "ok"
     return {"status": status, "processors": processors, "stalled": stalled, "crashed": crashed,
             "failing": dict(ctx.failing), "progress": {k: round(now - v) for k, v in ctx.progress.items()},
             "partitions": {p.name: sorted(p.partitions) for p in ctx.processors}}

@@ -265,6 +265,9 @@ class Settings:
     """Monthly reports put into the outbox per second at most, so the broadcast does not flood the relay."""
     rules_file: Path | None = None
     notice_mail_rate: float = 20.0
+    max_poll_interval: timedelta = timedelta(minutes=5)
+    """Kafka's max.poll.interval.ms of the worker's processors; a partition's step that runs longer
+    than half of it is cut short and the partition read again (no handler holds the poll loop)."""
     """Notice mails put into the outbox per second at most, so a broadcast does not flood the relay."""
     mail_give_up: timedelta = timedelta(days=3)
     """How long a mail that keeps failing temporarily is retried before it is dead-lettered."""
@@ -317,6 +320,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "MIMAMORI_LOG_FORMAT": ("log_format", _parse_log_format),
     "MIMAMORI_RULES": ("rules_file", _parse_optional_path),
     "MIMAMORI_NOTICE_MAIL_RATE": ("notice_mail_rate", _parse_rate),
+    "MIMAMORI_MAX_POLL_INTERVAL": ("max_poll_interval", parse_duration),
     "MIMAMORI_MAIL_GIVE_UP": ("mail_give_up", parse_duration),
     "MIMAMORI_TOPIC_PREFIX": ("topics", _parse_prefix),
     "MIMAMORI_GATEWAY_PORT": ("gateway_port", _parse_port),
