@@ -275,11 +275,11 @@ class Detector:
         keyed: dict[str, Any] = {}
         for utm_id in touched:
             keyed[state_key(utm_id, "correlation")] = self.correlator.head_for(utm_id)
-        for utm_id, alert_id, record in self.correlator.drain_alerts():
-            keyed[state_key(utm_id, "live", alert_id)] = record
             life = self.monitor.state_of(utm_id)
             if life is not None:
                 keyed[state_key(utm_id, "life")] = life
+        for utm_id, alert_id, record in self.correlator.drain_alerts():
+            keyed[state_key(utm_id, "live", alert_id)] = record
         if isinstance(self._finished, RecordingDict):
             for alert_id, record in self._finished.drain().items():
                 utm_id = record["utm_id"] if record is not None else self._finished_utm.pop(alert_id, None)

@@ -194,3 +194,18 @@ def test_the_mail_desk_restored_from_saved_state_sends_the_same_mails() -> None:
     whole += [m.message_id for m in whole_desk.tick(end).mails]
     halves += [m.message_id for m in half_desk.tick(end).mails]
     assert whole and halves == whole
+
+
+def test_a_heartbeat_alone_saves_its_utms_status() -> None:
+    """A batch of heartbeats (no alert in it) saves each UTM's status: a detector restored from it
+    knows them all (a mis-indented save once kept it only beside alert records)."""
+    registry = registry_from_data(SIM.registry)
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=JST)
+    utms = sorted(registry.utms)
+    beats = [InputRecord("heartbeat", orjson.dumps({"v": 1, "utm_id": u, "ts": now.isoformat()}), "hb", 0, i)
+             for i, u in enumerate(utms)]
+    original = Detector(SETTINGS, registry, POLICY, started_at=now)
+    step = original.step(beats, now)
+    restored = Detector(SETTINGS, registry, POLICY, started_at=now)
+    restored.restore(step.state.keyed.items(), [], now)
+    assert restored.utm_counts["seen"] == original.utm_counts["seen"] >= 5
