@@ -348,6 +348,8 @@ def test_the_gateway_needs_a_key_and_production_values_put_it_behind_a_tls_ingre
                                                  and "component: gateway" in doc)
     hpa = next(doc for doc in docs if kind_of(doc) == "HorizontalPodAutoscaler")
     assert "minReplicas: 3" in hpa and "maxReplicas: 8" in hpa
+    monitors = [doc for doc in docs if kind_of(doc) == "ServiceMonitor"]
+    assert len(monitors) == 2 and any("port: upload" in doc and "component: gateway" in doc for doc in monitors)
     refused = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "gateway.maxBody=lots",
                    check=False)
     assert refused.returncode != 0 and "/gateway/maxBody" in refused.stderr
