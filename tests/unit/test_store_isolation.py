@@ -233,3 +233,14 @@ def test_each_heartbeat_check_stores_the_last_sign_of_life_of_the_utms_that_show
     assert rows["u1"]["status"] == "online"
     assert rows["u1"]["last_seen"].startswith((t0 + timedelta(minutes=29, seconds=30)).strftime("%Y-%m-%d %H:%M:%S"))
     assert rows["u2"]["status"] == "never_seen" and rows["u2"]["last_seen"] is None
+
+
+def test_the_migrator_may_do_what_the_migrations_and_purge_do_and_no_more() -> None:
+    migrator = grants("mimamori_migrator")
+    assert migrator == {"*": {"CREATE TABLE", "CREATE VIEW", "DROP VIEW", "ALTER TABLE", "SELECT", "INSERT"}}
+    statements = "\n".join(p.read_text() for p in sorted(MIGRATIONS_DIR.glob("*.sql")))
+    statements += "\n" + "\n".join(query_sql(q) for q in ("purge_delete", "purge_utm_tombstones", "migrations_table"))
+    verbs = set(re.findall(r"^\s*(CREATE (?:OR REPLACE )?(?:MATERIALIZED )?(?:VIEW|TABLE)|ALTER TABLE|INSERT INTO|DROP \w+"
+                           r"|TRUNCATE|RENAME|OPTIMIZE)", statements, re.M))
+    assert verbs <= {"CREATE TABLE", "CREATE VIEW", "CREATE OR REPLACE VIEW", "CREATE MATERIALIZED VIEW",
+                     "ALTER TABLE", "INSERT INTO"}, verbs
