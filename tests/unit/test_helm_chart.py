@@ -43,6 +43,7 @@ VALUE_OF_VARIABLE = {
     "MIMAMORI_NOTICE_MAIL_RATE": "config.noticeMailRate",
     "MIMAMORI_MAIL_GIVE_UP": "config.mailGiveUp",
     "MIMAMORI_TOPIC_PREFIX": "kafka.topicPrefix",
+    "MIMAMORI_MAX_POLL_INTERVAL": "config.maxPollInterval",
     "MIMAMORI_GATEWAY_PORT": "gateway.port",
     "MIMAMORI_GATEWAY_MAX_BODY": "gateway.maxBody",
     "MIMAMORI_GATEWAY_KEY": "gateway.key",

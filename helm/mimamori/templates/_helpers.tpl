@@ -157,6 +157,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.config.reportMailRate | quote }}
 - name: MIMAMORI_NOTICE_MAIL_RATE
   value: {{ .Values.config.noticeMailRate | quote }}
+- name: MIMAMORI_MAX_POLL_INTERVAL
+  value: {{ .Values.config.maxPollInterval | quote }}
 - name: MIMAMORI_MAIL_GIVE_UP
   value: {{ .Values.config.mailGiveUp | quote }}
 {{- if .Values.rules.enabled }}
