@@ -319,14 +319,21 @@ class MailDesk:
     # --- the façade a driver uses -------------------------------------------------------------
 
     def restore(self, keyed: Iterable[tuple[str, Any]]) -> None:
-        """Rebuild the tenants' schedules from saved state (keys as `MailStep.state` gave them)."""
+        """Rebuild the tenants' schedules from saved state (keys as `MailStep.state` gave them: a
+        head per tenant and a record per pending alert)."""
         s = self.settings
         for key, value in keyed:
             if value is None:
-                self.scheduler.tenants.pop(route_of(key), None)
-            else:
-                self.scheduler.tenants[route_of(key)] = TenantMailSchedule.from_state(
-                    value, s.mail_group_wait, s.mail_group_interval, s.mail_urgent_wait)
+                continue
+            tenant_id, _, rest = key.partition("\x1f")
+            schedule = self.scheduler.tenants.get(tenant_id)
+            if schedule is None:
+                schedule = self.scheduler.tenants[tenant_id] = TenantMailSchedule(
+                    s.mail_group_wait, s.mail_group_interval, s.mail_urgent_wait)
+            if rest == "schedule":
+                schedule.load_head(value)
+            elif rest.startswith("pending\x1f"):
+                schedule.load_pending(value)
 
     def step(self, requests: Iterable[MailRequest], now: datetime) -> MailStep:
         """Take mail requests at `now`: mails that go at once (verdicts, UTM notices) come back;
@@ -353,11 +360,14 @@ class MailDesk:
         step = MailStep(mails)
         for tenant_id in tenants:
             schedule = self.scheduler.tenants.get(tenant_id)
+            if schedule is not None:
+                for alert_id, record in schedule.drain_pending():
+                    step.state.keyed[state_key(tenant_id, "pending", alert_id)] = record
             if schedule is None or schedule.is_idle():
                 self.scheduler.tenants.pop(tenant_id, None)
                 step.state.keyed[state_key(tenant_id, "schedule")] = None
             else:
-                step.state.keyed[state_key(tenant_id, "schedule")] = schedule.to_state()
+                step.state.keyed[state_key(tenant_id, "schedule")] = schedule.head_state()
         return step
 
     def _mailable(self, tenant_id: str, moment: datetime) -> Tenant | None:

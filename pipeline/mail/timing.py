@@ -40,7 +40,11 @@ class PendingAlert:
 
 
 class TenantMailSchedule:
-    """The pending alerts of one tenant, what was mailed at which grade, and when the last mail went."""
+    """The pending alerts of one tenant, what was mailed at which grade, and when the last mail went.
+
+    Saved as bounded records: a head (`head_state`: mailed grades, last mail) and one record per
+    pending alert (`drain_pending`), because a tenant may have thousands of alerts pending at once
+    (3,001 were a 7 MB record). `to_state` gives it whole, for tests and replay."""
 
     def __init__(
         self, group_wait: timedelta, group_interval: timedelta, urgent_wait: timedelta,
@@ -53,6 +57,8 @@ class TenantMailSchedule:
         self.pending: dict[str, PendingAlert] = {}
         self.mailed: dict[str, tuple[int, datetime]] = {}
         self.last_mail_at: datetime | None = None
+        self.changed: set[str] = set()
+        """Pending alerts added, updated or removed since `drain_pending`."""
 
     def offer(self, alert: Alert, now: datetime) -> bool:
         """Take a new version of an alert; returns whether it is (now) waiting for a mail."""
@@ -60,6 +66,7 @@ class TenantMailSchedule:
         if waiting is not None:
             if alert.version >= waiting.alert.version:
                 waiting.alert = alert
+                self.changed.add(alert.alert_id)
             return True
         if alert.status == "closed":
             return False
@@ -67,6 +74,7 @@ class TenantMailSchedule:
         if mailed is not None and alert.grade <= mailed[0]:
             return False
         self.pending[alert.alert_id] = PendingAlert(alert, now)
+        self.changed.add(alert.alert_id)
         return True
 
     def note_mailed(self, alert_id: str, grade: int, now: datetime) -> None:
@@ -79,6 +87,7 @@ class TenantMailSchedule:
         waiting = self.pending.get(alert_id)
         if waiting is not None and waiting.alert.grade <= grade:
             del self.pending[alert_id]
+            self.changed.add(alert_id)
 
     def _due(self, waiting: PendingAlert) -> datetime:
         due = waiting.arrival + self.group_wait
@@ -99,6 +108,7 @@ class TenantMailSchedule:
         if due is None or due > now:
             return None
         taken = sorted(self.pending.values(), key=lambda w: mail_order(w.alert, w.arrival))
+        self.changed.update(self.pending)
         self.pending.clear()
         self._forget(now)
         for waiting in taken:
@@ -121,6 +131,38 @@ class TenantMailSchedule:
             "mailed": {alert_id: [grade, iso(at)] for alert_id, (grade, at) in self.mailed.items()},
             "last_mail_at": iso(self.last_mail_at),
         }
+
+    def head_state(self) -> dict[str, Any]:
+        """The schedule without its pending alerts."""
+        return {
+            "mailed": {alert_id: [grade, iso(at)] for alert_id, (grade, at) in self.mailed.items()},
+            "last_mail_at": iso(self.last_mail_at),
+        }
+
+    def drain_pending(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """(alert_id, record or None when no longer pending) of each pending alert changed since
+        the last call."""
+        out = [(alert_id, self._pending_record(alert_id)) for alert_id in sorted(self.changed)]
+        self.changed.clear()
+        return out
+
+    def _pending_record(self, alert_id: str) -> dict[str, Any] | None:
+        waiting = self.pending.get(alert_id)
+        return None if waiting is None else {"alert": waiting.alert.to_record(), "arrival": iso(waiting.arrival)}
+
+    def load_head(self, state: dict[str, Any]) -> None:
+        """A head (`head_state`), or a whole state saved before pending alerts were saved one by
+        one: its pending alerts are then saved again one by one at the next drain."""
+        for item in state.get("pending", ()):
+            self.load_pending(item)
+            self.changed.add(item["alert"]["alert_id"])
+        self.mailed = {a: (int(g), parse_time(at)) for a, (g, at) in state.get("mailed", {}).items()}
+        last = state.get("last_mail_at")
+        self.last_mail_at = parse_time(last) if last else None
+
+    def load_pending(self, item: dict[str, Any]) -> None:
+        alert = Alert.from_record(item["alert"])
+        self.pending[alert.alert_id] = PendingAlert(alert, parse_time(item["arrival"]))
 
     @classmethod
     def from_state(

@@ -320,3 +320,61 @@ def test_permanent_send_errors() -> None:
                 errors.KafkaConnectionError(), errors.TopicAuthorizationFailedError(), errors.UnknownError(),
                 errors.ProducerFenced(), ConnectionError(), RuntimeError("x")):
         assert not is_permanent_send_error(exc), exc
+
+
+# --- mail state: one record per pending alert --------------------------------------------------
+
+def _desk_and_alerts(count: int) -> tuple[Any, list[Any]]:
+    from pipeline.config import Settings
+    from pipeline.engine import MailDesk
+    from pipeline.models import Alert
+
+    tenant = Tenant("t-1", "Alpha", ("sec@alpha.example",))
+    desk = MailDesk(Settings(), lambda tenant_id: tenant if tenant_id == "t-1" else None)
+    alerts = [Alert(alert_id=f"al-{i:06d}", tenant_id="t-1", utm_id="utm-1", host_ip=f"10.0.{i // 250}.{i % 250}",
+                    host_mac=None, grade=1 + i % 3, rule="r", title="t", first_seen=NOW, last_seen=NOW, event_count=1,
+                    categories=tuple("c" * 99 + str(k) for k in range(16)), recommended_action="caution",
+                    status="open", insurance_eligible_until=None) for i in range(count)]
+    return desk, alerts
+
+
+def test_a_tenant_with_thousands_of_pending_alerts_is_saved_as_bounded_records() -> None:
+    from pipeline.correlate import AlertChange
+    from pipeline.mail.requests import MailRequest
+
+    desk, alerts = _desk_and_alerts(3001)
+    step = desk.step([MailRequest.for_change(AlertChange(a, None, None)) for a in alerts], NOW)
+    sizes = {key: len(orjson.dumps(value)) for key, value in step.state.keyed.items()}
+    whole = len(orjson.dumps(desk.scheduler.tenants["t-1"].to_state()))
+    print(f"\nmail state, 3,001 pending alerts: whole {whole:,} bytes; head {sizes['t-1' + chr(31) + 'schedule']} bytes; "
+          f"{len(sizes) - 1} pending records, largest {max(sizes.values()):,}")
+    assert whole > 4 * 1024 * 1024 and max(sizes.values()) < 8 * 1024
+    again, _ = _desk_and_alerts(0)
+    again.restore(step.state.keyed.items())
+    assert again.scheduler.tenants["t-1"].to_state() == desk.scheduler.tenants["t-1"].to_state()
+    mailed = desk.tick(NOW + timedelta_minutes(10))
+    assert len(mailed.mails) == 31
+    removed = [k for k, v in mailed.state.keyed.items() if v is None]
+    assert len(removed) == 3001 and all("\x1fpending\x1f" in k for k in removed)
+    assert len(orjson.dumps(mailed.state.keyed["t-1\x1fschedule"])) < 256 * 1024  # mailed grades: ~60 bytes an alert
+
+
+def test_a_mail_schedule_saved_whole_before_is_saved_again_alert_by_alert() -> None:
+    from pipeline.correlate import AlertChange
+    from pipeline.mail.requests import MailRequest
+
+    desk, alerts = _desk_and_alerts(3)
+    desk.step([MailRequest.for_change(AlertChange(a, None, None)) for a in alerts[:2]], NOW)
+    whole = desk.scheduler.tenants["t-1"].to_state()
+    again, _ = _desk_and_alerts(0)
+    again.restore([("t-1\x1fschedule", whole)])
+    step = again.step([MailRequest.for_change(AlertChange(alerts[2], None, None))], NOW)
+    assert sorted(k for k in step.state.keyed if "\x1fpending\x1f" in k) == [
+        f"t-1\x1fpending\x1f{a.alert_id}" for a in alerts]
+    assert "pending" not in step.state.keyed["t-1\x1fschedule"]
+
+
+def timedelta_minutes(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(minutes=n)
