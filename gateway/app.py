@@ -30,8 +30,10 @@ from pipeline.models import Registry
 
 log = logging.getLogger("mimamori.gateway")
 
-MAX_IN_FLIGHT = 512
-"""Upload requests one gateway handles at once; more are answered 429."""
+IN_FLIGHT_BODIES = 16
+"""Bodies of the largest size (MIMAMORI_GATEWAY_MAX_BODY) one gateway holds at once, at least 64 MiB:
+each upload is charged its Content-Length (the largest size when gzipped or undeclared, since its
+decoded size is unknown), and one that does not fit is answered 429. This bounds the memory."""
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -39,7 +41,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 class Gateway:
-    def __init__(self, settings: Settings, *, max_in_flight: int = MAX_IN_FLIGHT,
+    def __init__(self, settings: Settings, *, in_flight_bytes: int | None = None,
                  clock: Callable[[], float] = time.time, create_topics: bool = True) -> None:
         if not settings.gateway_key:
             raise ValueError("MIMAMORI_GATEWAY_KEY is not set")
@@ -51,7 +53,7 @@ class Gateway:
         self.credentials: dict[str, CredentialState] = {}
         self.follower = Follower(settings, self.registry, self.credentials)
         self.producer = Producer(settings)
-        self.admission = Admission(max_in_flight)
+        self.admission = Admission(in_flight_bytes or max(64 << 20, IN_FLIGHT_BODIES * settings.gateway_max_body))
         self.broker = BrokerHealth()
         self.producer_error: str | None = None
         self.last_upload: dict[str, float] = {}
@@ -131,12 +133,13 @@ class Gateway:
             self.metrics.auth_failures.labels(who.reason).inc()
             return _json(401, {"error": "unauthorized", "detail": "no valid token for a UTM"},
                          {"WWW-Authenticate": 'Bearer realm="mimamori"'})
-        if not self.admission.take(1):
+        charge = _charge(request, self.settings.gateway_max_body)
+        if not self.admission.take(charge):
             return _json(429, {"error": "busy", "detail": "too many uploads at once"}, {"Retry-After": "1"})
         try:
             return await self._take(request, kind, who.utm_id, now, started)
         finally:
-            self.admission.release(1)
+            self.admission.release(charge)
 
     async def _take(self, request: Request, kind: str, utm_id: str, now: datetime, started: float) -> Response:
         limit = self.settings.gateway_max_body
@@ -203,11 +206,20 @@ class Gateway:
         body = {"status": "failing" if problems else "ok", "problems": problems,
                 "registry": {"tenants": len(self.registry.tenants), "utms": len(self.registry.utms),
                              "credential_states": len(self.credentials)},
-                "uploads_in_flight": self.admission.in_flight}
+                "bytes_in_flight": self.admission.in_flight}
         return _json(503 if problems else 200, body)
 
     async def metrics_page(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _charge(request: Request, limit: int) -> int:
+    """What an upload may take in memory: its declared length, or the limit when gzipped or undeclared."""
+    declared = request.headers.get("content-length", "")
+    encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+    if encoding in ("", "identity") and declared.isdigit():
+        return min(int(declared), limit)
+    return limit
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -1,7 +1,7 @@
 """Backpressure: how much a gateway takes at once, and what it answers while the broker is down.
 
-Plain state with the clock passed in. `Admission` bounds the records waiting for the broker's
-acknowledgement (beyond: 429, come back shortly). `BrokerHealth` turns to `down` when an
+Plain state with the clock passed in. `Admission` bounds what the uploads in hand may hold
+(their bodies' bytes; beyond: 429, come back shortly). `BrokerHealth` turns to `down` when an
 acknowledgement does not come in time; while down, one request at a time is let through as a
 probe and the others are answered 503 at once, instead of each waiting out the timeout.
 """
@@ -15,15 +15,15 @@ class Admission:
     limit: int
     in_flight: int = 0
 
-    def take(self, records: int) -> bool:
-        """Room for `records` more? A single request larger than the limit passes when nothing else waits."""
-        if self.in_flight and self.in_flight + records > self.limit:
+    def take(self, amount: int) -> bool:
+        """Room for `amount` more? A single one larger than the limit passes when nothing else is in hand."""
+        if self.in_flight and self.in_flight + amount > self.limit:
             return False
-        self.in_flight += records
+        self.in_flight += amount
         return True
 
-    def release(self, records: int) -> None:
-        self.in_flight = max(0, self.in_flight - records)
+    def release(self, amount: int) -> None:
+        self.in_flight = max(0, self.in_flight - amount)
 
 
 @dataclass
