@@ -27,6 +27,7 @@ PARTITIONS = 6
 
 STORE_UNAVAILABLE = "store_unavailable"
 KAFKA_SEND_FAILED = "kafka_send_failed"
+KAFKA_UNAVAILABLE = "kafka_unavailable"
 SMTP_UNAVAILABLE = "smtp_unavailable"
 TIMER_ERROR = "timer_error"
 """The reasons `/health` gives for a failing write or timer (`failing`): codes, never exception text,

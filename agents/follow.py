@@ -17,6 +17,7 @@ from typing import Any, Callable, MutableMapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
+from agents.context import KAFKA_UNAVAILABLE
 from pipeline.config import Settings
 from pipeline.kafka_security import aiokafka_options
 from pipeline.metrics import Metrics
@@ -134,7 +135,7 @@ class Follower(Service):
             except Exception as exc:  # noqa: BLE001 - the follower outlives a broker outage
                 if self.should_stop:
                     return
-                self.failing["follower"] = f"{type(exc).__name__}: {exc}"[:300]
+                self.failing["follower"] = KAFKA_UNAVAILABLE  # a code for /health; the details are logged
                 if self.metrics is not None:
                     self.metrics.agent_errors.labels("follower").inc()
                 log.warning("follower of %s failed (%s); again in %.0f s", sorted(self.books), exc, RETRY_AFTER)

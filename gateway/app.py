@@ -198,11 +198,11 @@ class Gateway:
         if not self.follower.ready.is_set():
             problems.append("registry: not read yet")
         if self.follower.failing:
-            problems.append(f"registry: following fails ({self.follower.failing})")
+            problems.append("registry: following fails")  # reasons, not exception text: details in the log
         if not self.producer.started:
-            problems.append(f"broker: not reached yet ({self.producer_error or 'connecting'})")
+            problems.append("broker: not reached yet")
         elif not self.broker.up:
-            problems.append(f"broker: no acknowledgement ({self.broker.last_error})")
+            problems.append("broker: no acknowledgement")
         body = {"status": "failing" if problems else "ok", "problems": problems,
                 "registry": {"tenants": len(self.registry.tenants), "utms": len(self.registry.utms),
                              "credential_states": len(self.credentials)},
