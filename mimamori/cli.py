@@ -10,6 +10,7 @@ from typing import NoReturn, Sequence
 
 from mimamori import commands
 from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.kafka_security import refusal, watch_refusals
 from pipeline.logs import configure as configure_logging
 from pipeline.redact import RedactingStream, remember_secrets, url_secrets
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)  # type: ignore[assignment]
     try:
         configure_logging(settings.log_format, getattr(args, "loglevel", None) or "warning")
+        watch_refusals()
         return int(args._run(args, settings) or 0)
     except UsageError as exc:
         print(exc, file=sys.stderr)
@@ -70,7 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - the traceback still goes out, without a password in it
-        sys.stderr.write(traceback.format_exc())
+        refused = refusal(settings)
+        if refused is not None:  # what the Kafka clients only logged, said once and clearly
+            print(f"mimamori {args.command}: {refused}", file=sys.stderr)
+        else:
+            sys.stderr.write(traceback.format_exc())
         return 1
     finally:
         sys.stdout, sys.stderr = stdout, stderr

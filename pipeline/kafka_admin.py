@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pipeline.config import Topics, load_settings
-from pipeline.kafka_security import kafka_python_options
+from pipeline.kafka_security import kafka_python_options, refused
 
 
 MIB = 1024 * 1024
@@ -118,7 +118,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mimamori-admin", **(options or {}))
             break
         except KafkaError:
-            if time.monotonic() > deadline:
+            if refused() or time.monotonic() > deadline:  # a refused login does not pass by retrying
                 raise
             time.sleep(0.5)
     try:

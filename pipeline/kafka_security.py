@@ -8,6 +8,8 @@ leaves it out) and never part of a URL.
 """
 from __future__ import annotations
 
+import logging
+import re
 import ssl
 from functools import lru_cache
 from pathlib import Path
@@ -62,3 +64,64 @@ def describe(settings: Settings) -> str:
     if settings.kafka_security == "sasl_ssl":
         return f"sasl_ssl {settings.kafka_sasl_mechanism} as {settings.kafka_username}"
     return settings.kafka_security
+
+
+class KafkaRefused(RuntimeError):
+    """The brokers refused this process: its login (SASL) or its trust in their certificate (TLS)."""
+
+
+_REFUSALS = (
+    (re.compile(r"SaslAuthenticationFailed|Authentication failed", re.I),
+     "Kafka refused the login of {user} ({mechanism}) at {servers}: check MIMAMORI_KAFKA_USERNAME, "
+     "MIMAMORI_KAFKA_PASSWORD and MIMAMORI_KAFKA_SASL_MECHANISM"),
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
+     "the Kafka brokers' certificate at {servers} is not trusted (or not for that host name): check "
+     "MIMAMORI_KAFKA_CA_FILE and the addresses in MIMAMORI_KAFKA"),
+    (re.compile(r"UnsupportedSaslMechanism|IllegalSaslState", re.I),
+     "the Kafka brokers at {servers} do not offer {mechanism}: check MIMAMORI_KAFKA_SASL_MECHANISM"),
+)
+
+
+class RefusalWatch(logging.Handler):
+    """The Kafka client libraries log a refused login or an untrusted certificate and keep retrying
+    until a timeout that then only says "unable to bootstrap". This handler, on their loggers,
+    notes the first such refusal so that a command or the worker's start can stop at once and say
+    what to fix (no password in it: the libraries' messages carry none)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.refusal: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.refusal is not None:
+            return
+        text = record.getMessage()
+        for index, (pattern, _) in enumerate(_REFUSALS):
+            if pattern.search(text):
+                self.refusal = index
+                return
+
+
+_watch = RefusalWatch()
+
+
+def watch_refusals() -> None:
+    """Put the watch on the Kafka clients' loggers (once per process)."""
+    for name in ("kafka", "aiokafka"):
+        logger = logging.getLogger(name)
+        if _watch not in logger.handlers:
+            logger.addHandler(_watch)
+
+
+def refused() -> bool:
+    """Whether the brokers refused this process's login or it refused their certificate (watch_refusals)."""
+    return _watch.refusal is not None
+
+
+def refusal(settings: Settings) -> KafkaRefused | None:
+    """What the brokers refused so far in this process, as a clear error, or None."""
+    if _watch.refusal is None:
+        return None
+    template = _REFUSALS[_watch.refusal][1]
+    return KafkaRefused(template.format(user=settings.kafka_username or "(none)",
+                                        mechanism=settings.kafka_sasl_mechanism, servers=settings.kafka))
