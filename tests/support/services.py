@@ -64,6 +64,44 @@ def kafka_service(workdir: Path) -> KafkaService:
 
 
 @dataclass
+class SaslSslKafkaService(KafkaService):
+    """The broker with a SASL_SSL listener too (scripts/kafka.sh), its certificate from a test CA.
+    `bootstrap` stays the plaintext listener (for the test's own reads and writes)."""
+
+    sasl_port: int = 0
+    ca_file: Path = Path()
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
+
+    def client_env(self, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """The MIMAMORI_KAFKA* settings of a client of the SASL_SSL listener."""
+        return {"MIMAMORI_KAFKA": self.sasl_bootstrap, "MIMAMORI_KAFKA_SECURITY": "sasl_ssl",
+                "MIMAMORI_KAFKA_SASL_MECHANISM": mechanism, "MIMAMORI_KAFKA_USERNAME": user,
+                "MIMAMORI_KAFKA_PASSWORD": password, "MIMAMORI_KAFKA_CA_FILE": str(self.ca_file)}
+
+
+def sasl_ssl_kafka_service(workdir: Path, users: dict[str, str]) -> SaslSslKafkaService:
+    """Certificates made with openssl (a CA, the broker's for 127.0.0.1, a PKCS#12 keystore) and a
+    broker whose SCRAM users are written when its storage is formatted."""
+    from tests.support.tls import make_certificates
+
+    certificates = make_certificates(workdir / "certs")
+    keystore, store_password = workdir / "certs" / "broker.p12", "keystore-pw"
+    subprocess.run(["openssl", "pkcs12", "-export", "-in", str(certificates.cert), "-inkey", str(certificates.key),
+                    "-out", str(keystore), "-passout", f"pass:{store_password}", "-name", "broker"],
+                   check=True, capture_output=True, timeout=60)
+    port, controller, sasl_port = free_port(), free_port(), free_port()
+    env = {"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller), "KAFKA_DIR": str(workdir / "kafka"),
+           "KAFKA_SASL_SSL_PORT": str(sasl_port), "KAFKA_SSL_KEYSTORE": str(keystore),
+           "KAFKA_SSL_KEYSTORE_PASSWORD": store_password,
+           "KAFKA_SASL_USERS": ",".join(f"{user}:{password}" for user, password in users.items())}
+    return SaslSslKafkaService("kafka.sh", env, port=port, sasl_port=sasl_port, ca_file=certificates.ca, users=users)
+
+
+@dataclass
 class ClickHouseServerService(ScriptService):
     port: int = 0
 
