@@ -30,8 +30,13 @@ Every record the worker writes to a topic with this limit is bounded far below i
   bounded evidence, categories and signature ids, ~40 KB at worst (pipeline.correlate); a UTM's
   state head, its life record, the monitor's record: under 1 KB;
 - the dedup log: each batch's pairs cut into messages of at most 512 KiB (pipeline.bounds);
-- registry records, notices, verdicts and their routed copies, alert routes, the mail ledger,
+- registry records, notices, routed verdicts, alert routes, the mail ledger,
   store markers, the fleet book, credentials: small records written by the project's own tools."""
+
+VERDICT_BYTES = 256 * 1024
+"""`verdicts`: an analyst's note is a few lines. A verdict travels on inside a mail request with
+its alert (~40 KB at worst), which must stay below the requests' 1 MiB; so a verdict may be 256
+KiB (its routed copy on `mimamori-verdicts-by-utm` is the same bytes)."""
 
 LARGE_MESSAGE_BYTES = PRODUCER_MAX_REQUEST_BYTES
 """Topics whose records may legitimately be large:
@@ -69,7 +74,7 @@ pairs for the dedup window and an hour more (restore skips those past the window
         TopicSpec(topics.utms, 1, compacted=True),
         TopicSpec(topics.rejected, partitions),
         TopicSpec(topics.alerts, partitions),
-        TopicSpec(topics.verdicts, partitions),
+        TopicSpec(topics.verdicts, partitions, max_message_bytes=VERDICT_BYTES),
         TopicSpec(topics.outbox, partitions, max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.mail_requests, partitions),
         TopicSpec(topics.verdicts_by_utm, partitions),

@@ -303,6 +303,7 @@ def test_every_topic_has_a_limit_the_producer_can_reach() -> None:
     assert all("max.message.bytes" in _configs(s) for s in specs.values())
     assert specs[topics.events].max_message_bytes == MESSAGE_BYTES  # an 800 kB input reaches the worker
     assert specs[topics.store_rows].max_message_bytes == PRODUCER_MAX_REQUEST_BYTES
+    assert specs[topics.verdicts].max_message_bytes < specs[topics.mail_requests].max_message_bytes // 2
     from agents.runtime import MAX_REQUEST_BYTES
 
     assert MAX_REQUEST_BYTES == PRODUCER_MAX_REQUEST_BYTES  # the producers' own maximum
