@@ -45,7 +45,7 @@ GRANT SELECT ON {db}.schema_migrations TO mimamori_writer;
 -- after a crash, which of a batch's events are stored already (sql/queries/events_stored.sql);
 GRANT SELECT(utm_id, event_id, ts) ON {db}.events TO mimamori_writer;
 -- for the monthly report: the tenant as mirrored, the reports delivered, and the portal views.
-GRANT SELECT ON {db}.tenants TO mimamori_writer;
+GRANT SELECT ON {db}.portal_tenants TO mimamori_writer;
 GRANT SELECT(tenant_id, kind, sent_at, message_id) ON {db}.mails TO mimamori_writer;
 GRANT SELECT ON {db}.portal_detections_daily TO mimamori_writer;
 GRANT SELECT ON {db}.portal_peer_average_daily TO mimamori_writer;
@@ -64,6 +64,8 @@ GRANT SELECT ON {db}.portal_notices TO portal_reader;
 GRANT SELECT ON {db}.portal_utm_status_changes TO portal_reader;
 GRANT SELECT ON {db}.portal_threat_categories_daily TO portal_reader;
 GRANT SELECT ON {db}.portal_detections TO portal_reader;
+-- its own tenant's record (the report page), through the row policy below, not the tenants table
+GRANT SELECT ON {db}.portal_tenants TO portal_reader;
 -- and its accounts (login, lockout counts, own credentials), which are not a tenant's rows:
 -- an account is found by its user id before the tenant is known.
 GRANT SELECT, INSERT ON {db}.portal_accounts TO portal_reader;
@@ -95,3 +97,5 @@ CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_web_usage_daily F
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_notices FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_utm_status_changes FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
 CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_threat_categories_daily FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;
+CREATE ROW POLICY OR REPLACE mimamori_tenant ON {db}.portal_tenants FOR SELECT USING tenant_id = getSettingOrDefault('SQL_mimamori_tenant', '') AND tenant_id != '' TO portal_reader;
+CREATE ROW POLICY OR REPLACE mimamori_operators ON {db}.portal_tenants FOR SELECT USING 1 TO mimamori_writer, mimamori_migrator;

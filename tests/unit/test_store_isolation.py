@@ -84,7 +84,7 @@ def test_the_portal_reads_the_portal_views_only_and_analysts_the_analyst_view_on
     portal = grants("portal_reader")
     accounts = portal.pop("portal_accounts")  # the portal's own table: its accounts, not a tenant's rows
     assert accounts == {"SELECT", "INSERT"}
-    assert set(portal) == {v for v in VIEWS if v.startswith("portal_")} and "portal_notices" in portal
+    assert set(portal) == {v for v in VIEWS if v.startswith("portal_")} | {"portal_tenants"} and "portal_notices" in portal
     assert all(p == {"SELECT"} for p in portal.values())
     assert grants("analyst_reader") == {"analyst_threats_daily": {"SELECT"}}
     assert "*" not in grants("mimamori_writer")
@@ -92,11 +92,11 @@ def test_the_portal_reads_the_portal_views_only_and_analysts_the_analyst_view_on
 
 def test_every_tenant_view_has_a_row_policy_binding_the_portal_to_one_tenant() -> None:
     found = policies()
-    for view in TENANT_VIEWS:
+    for view in [*TENANT_VIEWS, "portal_tenants"]:  # portal_tenants: its own record, for the report page
         condition, roles = found[("mimamori_tenant", view)]
         assert roles == "portal_reader" and "getSettingOrDefault('SQL_mimamori_tenant', '')" in condition
         assert found[("mimamori_operators", view)][1] == "mimamori_writer, mimamori_migrator"
-    assert {view for _, view in found} == set(TENANT_VIEWS)
+    assert {view for _, view in found} == set(TENANT_VIEWS) | {"portal_tenants"}
 
 
 def test_the_writer_may_write_every_table_the_worker_fills_and_read_what_it_reads() -> None:
@@ -244,3 +244,15 @@ def test_the_migrator_may_do_what_the_migrations_and_purge_do_and_no_more() -> N
                            r"|TRUNCATE|RENAME|OPTIMIZE)", statements, re.M))
     assert verbs <= {"CREATE TABLE", "CREATE VIEW", "CREATE OR REPLACE VIEW", "CREATE MATERIALIZED VIEW",
                      "ALTER TABLE", "INSERT INTO"}, verbs
+
+
+def test_the_report_reads_the_tenant_through_portal_tenants_one_tenant_only(store: Store) -> None:
+    from pipeline.report.gather import read_tenant
+
+    store.insert("tenants", [tenant_row(Tenant(t, f"Name {t}", (f"a@{t}.example",)), NOW) for t in ("t1", "t2")])
+    assert read_tenant(store, "t1") == Tenant("t1", "Name t1", ("a@t1.example",))
+    assert tables_read_by(query_sql("report_tenant")) == {"portal_tenants"}
+    condition = policies()[("mimamori_tenant", "portal_tenants")][0]
+    for bound, expected in (("t2", ["t2"]), ("", [])):
+        where = condition.replace("getSettingOrDefault('SQL_mimamori_tenant', '')", quote(bound))
+        assert [r["tenant_id"] for r in store.query(f"SELECT tenant_id FROM portal_tenants WHERE {where}")] == expected
