@@ -33,7 +33,7 @@ class StoreRows:
 
         head = b'{"table":' + orjson.dumps(table) + b',"rows":['
         tail = b'],"recheck":' + (b"true" if recheck else b"false") + b"}"
-        encoded = [orjson.dumps(row) for row in rows]
+        encoded = [orjson.dumps(row, option=orjson.OPT_UTC_Z) for row in rows]  # datetimes as models.iso writes them
         return [head + b",".join(run) + tail
                 for run in chunks_by_size(encoded, lambda row: len(row) + 1, max_bytes - len(head) - len(tail), max_rows)]
 

@@ -15,7 +15,7 @@ def unstored_events(store: Store, rows: list[dict[str, Any]]) -> list[dict[str, 
     if not rows:
         return rows
     keys = [f"{row['utm_id']}\x1f{row['event_id']}" for row in rows]
-    times = [parse_time(row["ts"]) for row in rows]
+    times = [ts if isinstance(ts := row["ts"], datetime) else parse_time(ts) for row in rows]  # typed or from JSON
     found = store.query(query_sql("events_stored"), {
         "from": min(times) - timedelta(seconds=1), "to": max(times) + timedelta(seconds=1),
         "utms": sorted({row["utm_id"] for row in rows}),

@@ -144,7 +144,7 @@ class ChdbStore:
         settings = ["date_time_input_format = 'best_effort'"]
         if dedup_token:
             settings.append(f"insert_deduplication_token = {quote(dedup_token)}")
-        body = orjson.dumps(rows).decode()  # JSONEachRow takes one array of objects: one dumps, no join
+        body = orjson.dumps(rows, option=orjson.OPT_UTC_Z).decode()  # JSONEachRow takes one array of objects: one dumps
         self._run(f"INSERT INTO {_table_name(table)} SETTINGS {', '.join(settings)} FORMAT JSONEachRow\n{body}")
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ def batch_token(table: str, rows: list[dict[str, Any]]) -> str:
     """The insert_deduplication_token of a batch: a digest of its table and content."""
     digest = hashlib.blake2b(table.encode(), digest_size=20)
     for row in rows:
-        digest.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+        digest.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z))  # a datetime as its text
         digest.update(b"\n")
     return digest.hexdigest()
 
