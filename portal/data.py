@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -141,9 +141,30 @@ class TenantData:
         oldest = now - timedelta(days=RETENTION_DAYS)
         params = {"since": max(since, oldest) if since else oldest, "until": until or now + timedelta(days=1),
                   "type": type_, "action": action, "utm": utm, "alert": alert, **self._span(period)}
-        total = int(self._q("portal_page_detections_count", **params)[0]["n"])
-        rows = self._q("portal_page_detections", limit=size, offset=max(0, page - 1) * size, **params)
-        return rows, total
+        offset = max(0, page - 1) * size
+        if alert:
+            total = int(self._q("portal_page_detections_count", **params)[0]["n"])
+            return self._q("portal_page_detections", limit=size, offset=offset, **params), total
+        # The daily counts say how many there are and which days hold the page, so only those days
+        # of events are read and sorted (the events are ordered by tenant, UTM and time, not time).
+        days = [(row["day"], int(row["n"])) for row in self._q("portal_page_detection_days", **params)]
+        total = sum(n for _, n in days)
+        skipped, taken, window_days = 0, 0, []  # rows of days newer than the page; days holding it
+        for day, n in days:  # newest first
+            if not window_days and skipped + n <= offset:
+                skipped += n
+                continue
+            window_days.append(day)
+            taken += n
+            if skipped + taken >= offset + size:
+                break
+        if not window_days:
+            return [], total
+        begin = datetime.combine(window_days[-1], time.min, self.tz).astimezone(timezone.utc)
+        end = datetime.combine(window_days[0] + timedelta(days=1), time.min, self.tz).astimezone(timezone.utc)
+        window = {**params, "from": window_days[-1], "to": window_days[0], "since": max(params["since"], begin),
+                  "until": min(params["until"], end)}  # bounds on ts: the parts of other days are skipped
+        return self._q("portal_page_detections", limit=size, offset=offset - skipped, **window), total
 
     # -- UTMs ------------------------------------------------------------------------------------
 

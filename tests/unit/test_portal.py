@@ -233,3 +233,34 @@ def test_on_a_server_with_row_policies_every_tenant_query_names_its_tenant() -> 
     assert len(server.sql) == 3
     assert all(sql.endswith(" SETTINGS SQL_mimamori_tenant = 't-\\'1'") for sql in server.sql)
     assert BoundStore(server, "t2").query("SELECT 1;") and server.sql[-1] == "SELECT 1 SETTINGS SQL_mimamori_tenant = 't2'"
+
+
+def test_a_page_of_detections_reads_only_the_days_that_hold_it(store: Store) -> None:
+    """Counts from the daily view (the summary's numbers), the page from the days that hold it."""
+    from pipeline.models import Event
+    from pipeline.rows import event_row
+
+    tz = ZoneInfo("Asia/Tokyo")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    today = now.astimezone(tz).date()
+    rows = []
+    for d in range(5):  # day d has d + 1 detections, 2 UTMs
+        for k in range(d + 1):
+            ts = datetime.combine(today - timedelta(days=d), datetime.min.time(), tz).astimezone(timezone.utc) \
+                + timedelta(hours=1, minutes=k)
+            rows.append(event_row(Event(event_id=f"p{d}-{k}", utm_id=f"u{k % 2}", tenant_id="t-pages", ts=ts, type="ips",
+                                        action="blocked", direction="inbound", src_ip="198.51.100.1",
+                                        dst_ip="192.168.0.2", received_at=ts), None, None))
+    store.insert("events", rows)
+    data = TenantData(store, "t-pages", tz)
+    period = Period(today - timedelta(days=4), today)
+    every = []
+    for page in range(1, 6):
+        found, total = data.detections(period, now, page=page, size=4)
+        assert total == 15
+        every += [r["event_id"] for r in found]
+    expected = [r["event_id"] for r in sorted(rows, key=lambda r: (r["ts"], r["event_id"]), reverse=True)]
+    assert every == expected
+    found, total = data.detections(period, now, utm="u1", page=1, size=50)
+    assert total == len(found) == sum(1 for r in rows if r["utm_id"] == "u1")
+    assert data.detections(period, now, page=9, size=4) == ([], 15)
