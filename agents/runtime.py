@@ -174,6 +174,8 @@ class _Slot:
     ready: bool = False
     read_until: dict[TopicPartition, float] = field(default_factory=dict)
     restore: asyncio.Task | None = None
+    epoch: tuple[int, int] | None = None
+    """(producer id, epoch) of this member's latest fence of the partition."""
 
 
 class PartitionedProcessor(Service):
@@ -204,6 +206,8 @@ class PartitionedProcessor(Service):
         self.metrics = metrics
         self.consumer: AIOKafkaConsumer | None = None
         self.slots: dict[int, _Slot] = {}
+        self.stash: dict[int, _Slot] = {}
+        """Partitions revoked with their state, until the next assignment says whether they come back."""
         self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.generation = 0
         self.last_progress = time.time()
@@ -241,9 +245,10 @@ class PartitionedProcessor(Service):
                 slot.restore.cancel()
         if consumer is not None:
             await consumer.stop()
-        for slot in list(self.slots.values()):
+        for slot in [*self.slots.values(), *self.stash.values()]:
             await _close(slot.producer)
         self.slots.clear()
+        self.stash.clear()
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -454,6 +459,7 @@ class PartitionedProcessor(Service):
         if self.slots.get(slot.partition) is slot:
             try:
                 slot.producer = await self._producer(slot.partition)
+                slot.epoch = _epoch(slot.producer)
             except (ProducerFenced, InvalidProducerEpoch):
                 await self._lose(slot)
                 raise PartitionLost(slot.partition)
@@ -468,6 +474,9 @@ class PartitionedProcessor(Service):
             client_id=f"mimamori-{self.name}-{partition}", **self.client_options)
         try:
             await producer.start()
+            # the fence: the transactional id's new epoch, which aborts what an old owner left open
+            # and refuses it from then on (start() alone does not wait for it)
+            await asyncio.wait_for(asyncio.shield(producer._txn_manager.wait_for_pid()), timeout=60)  # noqa: SLF001
         except BaseException:
             await _close(producer)
             raise
@@ -522,7 +531,9 @@ class PartitionedProcessor(Service):
             consumer.pause(*tps)
             slot = _Slot(partition, self.generation)
             self.slots[partition] = slot
-            slot.restore = asyncio.ensure_future(self._restore_partition(slot, tps))
+            slot.restore = asyncio.ensure_future(self._restore_partition(slot, tps, self.stash.pop(partition, None)))
+        for partition in list(self.stash):
+            asyncio.ensure_future(self._drop(self.stash.pop(partition), True))
 
     def revoked(self, revoked: set[TopicPartition]) -> None:
         """From the rebalance callback: stop taking the partitions; their state goes in the background
@@ -534,29 +545,53 @@ class PartitionedProcessor(Service):
             was_ready, slot.ready = slot.ready, False
             if slot.restore is not None and not slot.restore.done():
                 slot.restore.cancel()
-            asyncio.ensure_future(self._drop(slot, was_ready))
+            if was_ready:
+                self.stash[partition] = slot  # kept until the assignment tells whether it comes back
+            else:
+                asyncio.ensure_future(self._drop(slot, False))
             for tp in [tp for tp in self.committed if tp.partition == partition]:
                 self.committed.pop(tp, None)
 
-    async def _drop(self, slot: _Slot, was_ready: bool) -> None:
-        async with self.locks[slot.partition]:
-            if was_ready:
-                await self.handler.revoked(slot.partition)
-            producer, slot.producer = slot.producer, None
-            await _close(producer)
+    async def _drop(self, slot: _Slot, was_ready: bool, *, locked: bool = False) -> None:
+        if not locked:
+            async with self.locks[slot.partition]:
+                await self._drop(slot, was_ready, locked=True)
+            return
+        if was_ready and slot.partition not in self.slots:
+            await self.handler.revoked(slot.partition)
+        producer, slot.producer = slot.producer, None
+        await _close(producer)
 
-    async def _restore_partition(self, slot: _Slot, tps: list[TopicPartition]) -> None:
+    async def _restore_partition(self, slot: _Slot, tps: list[TopicPartition], previous: _Slot | None = None) -> None:
+        """Fence, read the saved state, seek to the commit, resume. A partition that comes back to
+        this member with nobody else having fenced it since (the transactional id's epoch moved by
+        our own fence only) keeps the state the handler holds: an eager rebalance that gives every
+        member its partitions back costs no restore."""
         delay = 0.5
         while self.slots.get(slot.partition) is slot:
             try:
                 async with self.locks[slot.partition]:
                     if self.slots.get(slot.partition) is not slot:
+                        if previous is not None:
+                            await self._drop(previous, True, locked=True)
                         return
                     started = time.perf_counter()
+                    if previous is not None:
+                        await _close(previous.producer)
+                        previous.producer = None
                     if slot.producer is None:
                         slot.producer = await self._producer(slot.partition)  # the fence: the old owner is done
-                    saved = await self.read_saved(slot.partition)
-                    await self.handler.assigned(slot.partition, saved)
+                    slot.epoch = _epoch(slot.producer)
+                    kept = (previous is not None and previous.epoch is not None and slot.epoch is not None
+                            and previous.epoch[0] == slot.epoch[0] and previous.epoch[1] + 1 == slot.epoch[1])
+                    if previous is not None and not kept:
+                        await self.handler.revoked(slot.partition)
+                    previous = None
+                    if kept:
+                        log.debug("%s: partition %d came back untouched; its state is kept", self.name, slot.partition)
+                    else:
+                        saved = await self.read_saved(slot.partition)
+                        await self.handler.assigned(slot.partition, saved)
                     consumer = self.consumer
                     if consumer is None or self.slots.get(slot.partition) is not slot:
                         await self.handler.revoked(slot.partition)
@@ -697,6 +732,13 @@ def _next_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, after_last: int
     except Exception:  # noqa: BLE001 - between generations: the last record will do
         pass
     return after_last
+
+
+def _epoch(producer: AIOKafkaProducer | None) -> tuple[int, int] | None:
+    manager = getattr(producer, "_txn_manager", None)
+    if manager is None or not manager.has_pid():
+        return None
+    return (manager.producer_id, manager.producer_epoch)
 
 
 async def _nothing() -> Output:
