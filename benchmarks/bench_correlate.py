@@ -93,6 +93,7 @@ def main() -> None:
         now = event.received_at
         if now >= next_upkeep:  # as the worker's timer would, once a minute
             dedup.expire(now)
+            dedup.drain()  # the new pairs, as a driver takes them for the state log after each step
             correlator.expire(now)
             next_upkeep = now + timedelta(minutes=1)
         if dedup.is_duplicate(event.utm_id, event.event_id, now):

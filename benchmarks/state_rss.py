@@ -1,7 +1,7 @@
 """RSS with the state of many UTMs: a registry of `--utms` UTMs and a Detector that has taken a
 heartbeat (and, with --events, a few events) from each of them, in a process of its own.
 
-    .venv/bin/python -m benchmarks.state_rss [--utms 100000] [--events 2]
+    .venv/bin/python -m benchmarks.state_rss [--utms 100000] [--events 2] [--dedup-pairs 10000000]
 
 Prints one JSON line: peak and current RSS in MiB after the imports, after the registry, and after
 the Detector took everything (the worker holds the same three: code, registry mirror, Detector).
@@ -44,7 +44,29 @@ def registry_data(utms: int, now: datetime) -> dict[str, Any]:
                       "registered_at": f"{start}T00:00:00Z", "active": True} for n in range(utms)]}
 
 
-def measure(utms: int, events: int) -> dict[str, float]:
+def dedup_figures(detector: Detector, utm_ids: list[str], pairs: int, now: datetime) -> dict[str, float]:
+    """The detector's dedup memory with `pairs` (utm_id, event_id) pairs taken over the last 24 h,
+    spread over the UTMs, with the worker's upkeep every 5 minutes and the new pairs drained to
+    the state log after each batch: RSS grown, and per pair."""
+    before = rss_mib()[0]
+    start, step, upkeep = now - timedelta(hours=24), 86400 / pairs, 0.0
+    dedup = detector.deduper
+    for n in range(pairs):
+        at = n * step
+        if at >= upkeep:
+            dedup.expire(start + timedelta(seconds=at))
+            upkeep = at + 300
+        dedup.is_duplicate(utm_ids[n % len(utm_ids)], f"{n:016x}-{n % 7919:04d}", start + timedelta(seconds=at))
+        if n % BATCH == 0:
+            dedup.drain()
+    dedup.drain()
+    gc.collect()
+    grown = rss_mib()[0] - before
+    return {"dedup_pairs": float(len(dedup)), "dedup_mib": grown,
+            "dedup_bytes_per_pair": grown * 2**20 / max(1, len(dedup))}
+
+
+def measure(utms: int, events: int, dedup_pairs: int = 0) -> dict[str, float]:
     figures: dict[str, float] = {}
     figures["imports_mib"] = rss_mib()[0]
     rng = random.Random(7)
@@ -70,11 +92,13 @@ def measure(utms: int, events: int) -> dict[str, float]:
         rejected += len(step.outputs.rejections)
         taken += len(records)
         del step, records
-    del live
     gc.collect()
     current, peak = rss_mib()
     figures.update(detector_mib=current, peak_mib=peak, utms=float(detector.utm_counts["seen"]),
                    records=float(taken), rejected=float(rejected))
+    if dedup_pairs:
+        figures.update(dedup_figures(detector, [utm_id for utm_id, _ in live], dedup_pairs, now))
+    del live
     measure.kept = (detector, registry)  # type: ignore[attr-defined]
     return figures
 
@@ -83,8 +107,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utms", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=0, help="events per UTM besides its heartbeat")
+    parser.add_argument("--dedup-pairs", type=int, default=0,
+                        help="then (utm_id, event_id) pairs of the last 24 h in the dedup memory: its RSS and bytes a pair")
     args = parser.parse_args()
-    print(orjson.dumps(measure(args.utms, args.events)).decode())
+    print(orjson.dumps(measure(args.utms, args.events, args.dedup_pairs)).decode())
     return 0
 
 
