@@ -265,3 +265,15 @@ def test_a_page_of_detections_reads_only_the_days_that_hold_it(store: Store) -> 
     found, total = data.detections(period, now, utm="u1", page=1, size=50)
     assert total == len(found) == sum(1 for r in rows if r["utm_id"] == "u1")
     assert data.detections(period, now, page=9, size=4) == ([], 15)
+
+
+def test_the_portal_command_needs_its_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from mimamori.cli import main
+
+    monkeypatch.delenv("MIMAMORI_PORTAL_KEY", raising=False)
+    assert main(["portal"]) == 2
+    assert "MIMAMORI_PORTAL_KEY is required" in capsys.readouterr().err
+    monkeypatch.setenv("MIMAMORI_PORTAL_KEY", "short")
+    assert main(["portal"]) == 2
+    err = capsys.readouterr().err
+    assert "MIMAMORI_PORTAL_KEY" in err and "short" not in err.replace("expected a secret", "")
