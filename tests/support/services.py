@@ -5,6 +5,7 @@ import os
 from contextlib import contextmanager
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message
@@ -123,6 +124,8 @@ class SmtpSink:
     port: int = 0
     messages: list[Message] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    """time.time() at which each message arrived."""
     _lock: Lock = field(default_factory=Lock)
     _controller: object | None = None
 
@@ -130,6 +133,7 @@ class SmtpSink:
         with self._lock:
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[attr-defined]
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))  # type: ignore[attr-defined]
+            self.arrivals.append(time.time())
         return "250 OK"
 
     def start(self) -> None:
