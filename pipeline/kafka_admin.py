@@ -30,7 +30,7 @@ Every record the worker writes to a topic with this limit is bounded far below i
   bounded evidence, categories and signature ids, ~40 KB at worst (pipeline.correlate); a UTM's
   state head, its life record, the monitor's record: under 1 KB;
 - the dedup log: each batch's pairs cut into messages of at most 512 KiB (pipeline.bounds);
-- registry records, notices, routed verdicts, alert routes, the mail ledger,
+- registry records, notices, routed verdicts, alert routes,
   store markers, the fleet book, credentials: small records written by the project's own tools."""
 
 VERDICT_BYTES = 256 * 1024
@@ -45,6 +45,7 @@ LARGE_MESSAGE_BYTES = PRODUCER_MAX_REQUEST_BYTES
   64 KiB record: its unknown fields are escaped twice);
 - `mail.outbox` and `mimamori-mail-failed`: one rendered mail (at most 100 alerts, each with
   bounded evidence, text and HTML parts: ~650 KB at worst, measured);
+- `mimamori-mail-ledger`: a mail's ledger entry keeps the mail itself until it is finished;
 - `mimamori-mail-state`: one record per pending alert (~2 KB), and a tenant's head, which lists
   the grades mailed in the last 3 days (~60 bytes an alert: 8 MiB is ~140,000 alerts mailed to one
   tenant in 3 days).
@@ -84,7 +85,7 @@ pairs for the dedup window and an hour more (restore skips those past the window
         TopicSpec(topics.detect_state, partitions, compacted=True),
         TopicSpec(topics.detect_seen, partitions, retention_ms=seen_retention_ms(dedup_window)),
         TopicSpec(topics.mail_state, partitions, compacted=True, max_message_bytes=LARGE_MESSAGE_BYTES),
-        TopicSpec(topics.mail_ledger, partitions, compacted=True),
+        TopicSpec(topics.mail_ledger, partitions, compacted=True, max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.store_rows, partitions, retention_ms=STORE_ROWS_RETENTION_MS,
                   max_message_bytes=LARGE_MESSAGE_BYTES),
         TopicSpec(topics.store_state, partitions, compacted=True),
