@@ -336,6 +336,11 @@ class PartitionedProcessor(Service):
             return False
         return True
 
+    def may_own(self, partition: int) -> bool:
+        """Owned, being restored, or revoked in a rebalance that has not said yet whether it comes
+        back: worth waiting for."""
+        return partition in self.slots or partition in self.stash
+
     async def save_now(self, partition: int, output: Output) -> None:
         """From inside `process` (the partition's lock held): write an output in a transaction of
         its own at once, before an outside effect that must find it saved (the store's intent)."""

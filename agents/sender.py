@@ -13,6 +13,7 @@ acceptance and the saved outcome sends that mail again to those recipients, with
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,14 +142,28 @@ class Sender:
             answered_at = self.ctx.clock.now()
             self._relay_health()
             assert self.processor is not None
-            saved = await self.processor.transact(
-                partition, lambda: self._save(partition, key, mail, answers, answered_at))
+            saved = await self._save_outcome(partition, key, mail, answers, answered_at)
             if not saved:
                 log.warning("mail %s: partition %d moved before its outcome was saved; its new owner tries again",
                             mail.message_id, partition)
         finally:
             self.in_flight.pop(key, None)
             self.dispatch()
+
+    async def _save_outcome(self, partition: int, key: str, mail: Mail, answers: dict[str, Answer],
+                            at: datetime) -> bool:
+        """Save an attempt's answers in the partition's transaction. A partition in the middle of a
+        rebalance (revoked, being fenced and restored, most often given straight back) is waited
+        for: giving up at once would send the mail again once it is back. False when it went to
+        another member (which sends it again, under the same Message-ID) or never came back."""
+        assert self.processor is not None
+        deadline = time.monotonic() + OUTCOME_WAIT
+        while True:
+            if await self.processor.transact(partition, lambda: self._save(partition, key, mail, answers, at)):
+                return True
+            if not self.processor.may_own(partition) or time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
 
     async def _save(self, partition: int, key: str, mail: Mail, answers: dict[str, Answer],
                     at: datetime) -> Output:
@@ -246,6 +261,10 @@ class Sender:
         for task in list(self._tasks):
             task.cancel()
         self.pool.close()
+
+
+OUTCOME_WAIT = 60.0
+"""How long a finished attempt waits for its partition to be ready again to save its outcome."""
 
 
 def register(ctx: Context, sender: Sender) -> PartitionedProcessor:
