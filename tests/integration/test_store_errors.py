@@ -61,7 +61,8 @@ def run(kafka: KafkaService, smtp_server: SmtpSink, tmp_path_factory: pytest.Tem
 def test_the_refused_rows_are_dead_lettered_with_their_bytes(run: dict[str, Any]) -> None:
     [letter] = run["rejected"]
     assert letter["reason"] == "internal_error" and letter["detail"].startswith("store:")
-    assert StoreRows.from_record(orjson.loads(letter["value"])).rows == [run["bad"]]
+    # rows keep their times as datetimes until they are written: compare what went on the topic
+    assert StoreRows.from_record(orjson.loads(letter["value"])).rows == [orjson.loads(orjson.dumps(run["bad"]))]
 
 
 def test_the_good_rows_of_the_batch_and_after_it_are_stored(run: dict[str, Any]) -> None:
