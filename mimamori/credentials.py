@@ -2,7 +2,6 @@
 the simulator and the demo). The token is derived, never stored or published."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
@@ -16,36 +15,23 @@ from pipeline.kafka_security import kafka_python_options
 def read_credentials(bootstrap: str, topic: str, timeout_s: float = 30.0,
                      options: Mapping[str, Any] | None = None) -> dict[str, CredentialState]:
     """Everything the credential topic holds now (no consumer group)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from mimamori.notice_topic import read_compacted
 
     states: dict[str, CredentialState] = {}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             client_id="mimamori-credentials", **(options or {}))
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return states
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took more than {timeout_s:.0f}s")
-            for messages in consumer.poll(timeout_ms=500, max_records=5000).values():
-                for message in messages:
-                    if message.key is None:
-                        continue
-                    if message.value is None:
-                        states.pop(message.key.decode(), None)
-                        continue
-                    try:
-                        states[message.key.decode()] = CredentialState.from_record(orjson.loads(message.value))
-                    except (ValueError, KeyError, TypeError):
-                        continue
-        return states
-    finally:
-        consumer.close()
+
+    def apply(key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            states.pop(key.decode(), None)
+            return
+        try:
+            states[key.decode()] = CredentialState.from_record(orjson.loads(value))
+        except (ValueError, KeyError, TypeError):
+            pass
+
+    read_compacted(bootstrap, topic, apply, timeout_s, options, client_id="mimamori-credentials")
+    return states
 
 
 def publish_states(bootstrap: str, topic: str, states: Iterable[CredentialState],

@@ -40,12 +40,13 @@ def read_registry_tenants(bootstrap: str, topic: str, timeout_s: float = 30.0,
 
 
 def read_compacted(bootstrap: str, topic: str, on_record: Callable[[bytes | None, bytes | None], Any],
-                   timeout_s: float = 30.0, options: Mapping[str, Any] | None = None) -> None:
+                   timeout_s: float = 30.0, options: Mapping[str, Any] | None = None, *,
+                   client_id: str = "mimamori-notices") -> None:
     """Hand every record a topic holds now to `on_record`, in order (no consumer group)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             client_id="mimamori-notices", **(options or {}))
+                             client_id=client_id, **(options or {}))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
