@@ -1,1 +1,2 @@
-"""The Faust application: topics, tables, agents and timers wired to the logic in `pipeline`."""
+"""The worker: the runtime (`agents.runtime`, the framework) under the processors
+(`agents.processors`, the application), wired together by `agents.worker` through `agents.context`."""

@@ -11,27 +11,21 @@ from typing import Any, Awaitable, Callable, TypeVar
 import faust
 import orjson
 
-from agents.runtime import Message, PartitionedProcessor, Publisher
+from agents.runtime.processor import Message, PartitionedProcessor, Publisher
+from agents.runtime.reasons import KAFKA_SEND_FAILED, STORE_UNAVAILABLE, TIMER_ERROR
 from pipeline.clock import Clock
 from pipeline.config import Settings
-from pipeline.metrics import Metrics
+from pipeline.io.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.redact import redact
 from pipeline.rules import Policy
-from pipeline.store.backends import Store, StoreError, StoreUnavailable
+from pipeline.io.store.backends import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("mimamori")
 T = TypeVar("T")
 
 PARTITIONS = 6
 
-STORE_UNAVAILABLE = "store_unavailable"
-KAFKA_SEND_FAILED = "kafka_send_failed"
-KAFKA_UNAVAILABLE = "kafka_unavailable"
-SMTP_UNAVAILABLE = "smtp_unavailable"
-TIMER_ERROR = "timer_error"
-"""The reasons `/health` gives for a failing write or timer (`failing`): codes, never exception text,
-which can carry a URL or a customer's address; the details go to the log (redacted)."""
 
 
 @dataclass
@@ -51,7 +45,7 @@ class Context:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
     registry_follower: Any = None
     follower: Any = None
-    """agents.follow.Follower: the compacted topics every worker reads whole, on the event loop."""
+    """agents.runtime.follow.Follower: the compacted topics every worker reads whole, on the event loop."""
     processors: list[PartitionedProcessor] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
     kafka_options: dict[str, Any] = field(default_factory=dict)

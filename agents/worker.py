@@ -8,24 +8,24 @@ from datetime import datetime, timezone
 import faust
 from prometheus_client import generate_latest
 
-from agents import detect, mail, notices, report, verdicts
-from agents import store as store_side
-from agents.app import make_app
+from agents.processors import detect, mail, notices, report, verdicts
+from agents.processors import store as store_side
+from agents.runtime.shell import make_app
 from agents.context import Context, log
-from agents.follow import Follower
-from agents.registry import register_follower, register_mirrors
-from agents.runtime import Publisher
+from agents.runtime.follow import Follower
+from agents.processors.registry import register_follower, register_mirrors
+from agents.runtime.processor import Publisher
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
-from pipeline.kafka_admin import ensure_topics, topic_specs
-from pipeline.kafka_security import aiokafka_options
-from pipeline.kafka_security import kafka_python_options
-from pipeline.metrics import Metrics
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_security import aiokafka_options
+from pipeline.io.kafka_security import kafka_python_options
+from pipeline.io.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.redact import redact_url
 from pipeline.rules import load_policy
-from pipeline.store.backends import Store, StoreHeld, open_store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.store.backends import Store, StoreHeld, open_store
+from pipeline.io.store.migrate import apply_migrations
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 STALLED_AFTER = 120.0

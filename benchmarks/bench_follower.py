@@ -1,5 +1,5 @@
 """The follower's catch-up at a worker's start: the registry of `--utms` UTMs (tenants of five UTMs
-each) and `--routes` alert routes on a broker of its own, read by agents.follow.Follower with the
+each) and `--routes` alert routes on a broker of its own, read by agents.runtime.follow.Follower with the
 worker's registry books (every record checked against its schema), on one event loop beside a
 ticker that measures how long the loop was held at once (in CPU time of the loop's thread).
 
@@ -22,12 +22,12 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 
-from agents.follow import Follower, Followed
-from agents.registry import RegistryBooks
+from agents.runtime.follow import Follower, Followed
+from agents.processors.registry import RegistryBooks
 from benchmarks.state_rss import registry_data
 from pipeline.config import Settings, Topics
-from pipeline.kafka_admin import ensure_topics, topic_specs
-from pipeline.metrics import Metrics
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.metrics import Metrics
 from pipeline.models import Registry
 from tests.support.services import kafka_service
 

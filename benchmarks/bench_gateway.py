@@ -32,7 +32,7 @@ from mimamori.credentials import tokens_for
 from mimamori.producer import KafkaSender, open_kafka_producer, registry_records
 from mimamori.uploader import GatewayClient
 from pipeline.config import Settings, Topics
-from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import background_event, build_registry
 from tests.support.services import ROOT, free_port, kafka_service

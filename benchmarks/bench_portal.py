@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.config import Settings  # noqa: E402
 from pipeline.models import Alert, Event, Tenant, Utm, UtmStatusChange  # noqa: E402
 from pipeline.rows import alert_row, event_row, status_row, tenant_row, utm_row  # noqa: E402
-from pipeline.store.backends import Store, open_store  # noqa: E402
-from pipeline.store.migrate import apply_migrations  # noqa: E402
+from pipeline.io.store.backends import Store, open_store  # noqa: E402
+from pipeline.io.store.migrate import apply_migrations  # noqa: E402
 from portal import accounts as acc  # noqa: E402
 from portal.data import report_id  # noqa: E402
 from tests.support.portal import running_portal  # noqa: E402

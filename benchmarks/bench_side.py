@@ -49,7 +49,7 @@ from benchmarks.bench_worker import (broker_pid, cpu_seconds, metric_values, pea
                                      start_pyspy, stop_pyspy, total)
 from benchmarks.worker_load import Load, make_load
 from pipeline.config import Topics
-from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import parse_time
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import _wire_time

@@ -14,10 +14,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.models import Event  # noqa: E402
-from pipeline.store.backends import open_store  # noqa: E402
-from pipeline.store.migrate import apply_migrations  # noqa: E402
+from pipeline.io.store.backends import open_store  # noqa: E402
+from pipeline.io.store.migrate import apply_migrations  # noqa: E402
 from pipeline.rows import event_row  # noqa: E402
-from pipeline.store.sink import BatchingSink  # noqa: E402
+from pipeline.io.store.sink import BatchingSink  # noqa: E402
 
 TYPES = ("av", "ips", "url", "app", "web")
 

@@ -1,4 +1,4 @@
-"""The worker's per-batch Python work without Faust or Kafka, under cProfile: what `UtmSide.take_batch`
+"""The worker's per-batch Python work without Faust or Kafka, under cProfile: what `DetectHandler.take_batch`
 does for each record (`Detector.take`), then `output_rows` and the store insert, in batches of 10,000.
 
     .venv/bin/python -m benchmarks.engine_profile [--events 100000] [--store] [--top 25]
@@ -20,8 +20,8 @@ from pipeline.engine import Detector, Outputs
 from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
 from pipeline.rows import output_rows
-from pipeline.store.backends import open_store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.migrate import apply_migrations
 
 BATCH = 10_000
 

@@ -34,8 +34,8 @@ from pipeline.ingest import EventValidator
 from pipeline.models import Event
 from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
-from pipeline.store.backends import Store, open_store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.store.backends import Store, open_store
+from pipeline.io.store.migrate import apply_migrations
 from pipeline.rows import alert_row, event_row
 
 

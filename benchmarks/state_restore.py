@@ -71,7 +71,7 @@ def fill(bootstrap: str, topics: object, utms: int, pairs: int, now: datetime) -
 
 
 async def restore(bootstrap: str, prefix: str, utms: int) -> dict[str, float]:
-    from agents.runtime import PartitionedProcessor, StatelessHandler
+    from agents.runtime.processor import PartitionedProcessor, StatelessHandler
     from pipeline.config import Settings, Topics
     from pipeline.engine import Detector
     from pipeline.models import Registry
@@ -111,7 +111,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(restore(args.restore_only[0], args.restore_only[1], args.utms))))
         return
     from pipeline.config import Topics
-    from pipeline.kafka_admin import ensure_topics, topic_specs
+    from pipeline.io.kafka_admin import ensure_topics, topic_specs
     from tests.support.services import free_port
 
     with tempfile.TemporaryDirectory() as tmp:

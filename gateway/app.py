@@ -24,8 +24,8 @@ from gateway.credentials import AuthFailure, CredentialState, bearer_token, veri
 from gateway.metrics import GatewayMetrics
 from pipeline.config import Settings
 from pipeline.ingest import EventValidator
-from pipeline.kafka_admin import ensure_topics, topic_specs
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_security import kafka_python_options
 from pipeline.models import Registry
 
 log = logging.getLogger("mimamori.gateway")

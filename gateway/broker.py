@@ -13,7 +13,7 @@ from aiokafka.partitioner import murmur2
 
 from gateway.credentials import CredentialState
 from pipeline.config import Settings
-from pipeline.kafka_security import aiokafka_options
+from pipeline.io.kafka_security import aiokafka_options
 from pipeline.models import Registry
 from pipeline.registry_file import registry_record
 
@@ -24,7 +24,7 @@ MAX_BATCH_BYTES = 1_000_000
 
 
 def kafka_options(settings: Settings) -> dict[str, Any]:
-    """Connection options of the deployment (TLS/SASL from `pipeline.kafka_security`)."""
+    """Connection options of the deployment (TLS/SASL from `pipeline.io.kafka_security`)."""
     return {"bootstrap_servers": settings.kafka, **aiokafka_options(settings)}
 
 

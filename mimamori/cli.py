@@ -10,7 +10,7 @@ from typing import NoReturn, Sequence
 
 from mimamori import commands
 from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.kafka_security import refusal, watch_refusals
+from pipeline.io.kafka_security import refusal, watch_refusals
 from pipeline.logs import configure as configure_logging
 from pipeline.redact import RedactingStream, remember_secrets, url_secrets
 

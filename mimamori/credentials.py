@@ -9,7 +9,7 @@ import orjson
 
 from gateway.credentials import CredentialState, derive_token, issued, revoked, rotated
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options
 
 
 def read_credentials(bootstrap: str, topic: str, timeout_s: float = 30.0,
@@ -51,7 +51,7 @@ def publish_states(bootstrap: str, topic: str, states: Iterable[CredentialState]
 def change_credential(bootstrap: str, settings: Settings, utm_id: str, action: str, now: datetime, *,
                       overlap: timedelta = timedelta(hours=24)) -> tuple[str | None, CredentialState]:
     """`issue`, `rotate` or `revoke`: the token to hand to the UTM (None after a revocation) and its state."""
-    from pipeline.kafka_admin import ensure_topics, topic_specs
+    from pipeline.io.kafka_admin import ensure_topics, topic_specs
 
     assert settings.gateway_key
     topic = settings.topics.credentials

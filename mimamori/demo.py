@@ -23,16 +23,16 @@ import orjson
 
 from mimamori.commands.query import plain, write_rows
 from pipeline.config import Settings, format_duration
-from pipeline.kafka_security import kafka_python_options
-from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_security import kafka_python_options
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Verdict
 from mimamori.producer import open_kafka_producer, registry_records
 from pipeline.redact import redact_url
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
-from pipeline.store.backends import open_store
-from pipeline.store.migrate import apply_migrations
-from pipeline.store.views import read_view
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.migrate import apply_migrations
+from pipeline.io.store.views import read_view
 
 DEMO_TIMINGS = {"mail_group_wait": timedelta(seconds=3), "mail_group_interval": timedelta(seconds=10),
                 "mail_urgent_wait": timedelta(seconds=1)}
@@ -232,7 +232,7 @@ def _show(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str]
 def _show_report(settings: Settings, store: object, plan: DemoPlan, say: Callable[[str], None]) -> None:
     """The first tenant's monthly report, month to date, rendered to files (`mimamori report` does the same)."""
     from pipeline.report.files import write_report
-    from pipeline.report.gather import build_report, read_tenant
+    from pipeline.io.report_gather import build_report, read_tenant
     from pipeline.report.schedule import Month
 
     tenant_id = orjson.loads((plan.directory / "registry.json").read_bytes())["tenants"][0]["tenant_id"]

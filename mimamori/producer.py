@@ -85,7 +85,7 @@ def registry_records(registry: Registry, topics: Topics) -> list[tuple[str, byte
 
 
 def open_kafka_producer(bootstrap: str, options: Mapping[str, Any] | None = None) -> Any:
-    """`options`: the connection's security (pipeline.kafka_security.kafka_python_options)."""
+    """`options`: the connection's security (pipeline.io.kafka_security.kafka_python_options)."""
     from kafka import KafkaProducer
 
     return KafkaProducer(

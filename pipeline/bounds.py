@@ -1,5 +1,5 @@
 """Bounds that keep one input from stopping a partition, and every record the worker writes below
-its topic's `max.message.bytes` (`pipeline.kafka_admin` sets those from the figures here).
+its topic's `max.message.bytes` (`pipeline.io.kafka_admin` sets those from the figures here).
 
 - Nesting: orjson reads JSON nested up to 1024 levels but writes at most 254 (it raises
   "Recursion limit reached" beyond). A record the worker can read but not write again would fail

@@ -283,7 +283,7 @@ class Settings:
     """How long a request waits for the broker's acknowledgement before it is answered 503."""
     kafka_security: str = "plaintext"
     """`plaintext`, `ssl` or `sasl_ssl`: how every Kafka client of the process connects
-    (pipeline.kafka_security turns these into client options)."""
+    (pipeline.io.kafka_security turns these into client options)."""
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_username: str = ""
     kafka_password: str = field(default="", repr=False)

@@ -19,8 +19,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.fernet import Fernet, InvalidToken
 
-from pipeline.store.backends import Store
-from pipeline.store.sqlfiles import query_sql
+from pipeline.io.store.backends import Store
+from pipeline.io.store.sqlfiles import query_sql
 
 MAX_FAILURES = 5
 """Wrong passwords or codes in a row before the account locks."""

@@ -30,7 +30,7 @@ from pipeline.config import Settings
 from pipeline.mail.text import defang, defang_links, one_line
 from pipeline.models import GRADE_STARS, THREAT_TYPES
 from pipeline.resources import TEMPLATES
-from pipeline.store.backends import Store, StoreError, StoreUnavailable
+from pipeline.io.store.backends import Store, StoreError, StoreUnavailable
 from portal import accounts as acc
 from portal import charts
 from portal import sessions as ses
@@ -535,7 +535,7 @@ class Portal:
         return self.render(viewer, "reports.html.j2", nav="reports", months=months)
 
     async def report(self, viewer: Viewer, account: acc.Account, request: Request) -> Response:
-        from pipeline.report.gather import gather_month, read_tenant
+        from pipeline.io.report_gather import gather_month, read_tenant
         from pipeline.report.schedule import Month
         from pipeline.report.summary import summarize
 

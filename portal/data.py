@@ -10,8 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.models import THREAT_TYPES
-from pipeline.store.backends import Store, quote
-from pipeline.store.sqlfiles import query_sql
+from pipeline.io.store.backends import Store, quote
+from pipeline.io.store.sqlfiles import query_sql
 
 RETENTION_DAYS = 90
 PAGE_SIZE = 50

@@ -6,7 +6,7 @@ import logging
 import uvicorn
 
 from pipeline.config import Settings
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from portal.app import Portal, build_app
 
 log = logging.getLogger("mimamori.portal")

@@ -94,7 +94,7 @@ PROPERTIES
 }
 
 topics() {
-  "$PYTHON" -m pipeline.kafka_admin --bootstrap "127.0.0.1:$PORT"
+  "$PYTHON" -m pipeline.io.kafka_admin --bootstrap "127.0.0.1:$PORT"
 }
 
 status() {

@@ -23,9 +23,10 @@ def _install(path: str) -> None:
     import orjson
     from aiokafka import AIOKafkaConsumer
 
-    from agents import detect, runtime
+    from agents.processors import detect
+    from agents.runtime import processor as runtime
     from pipeline import engine
-    from pipeline.store import backends
+    from pipeline.io.store import backends
 
     spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
 
@@ -69,7 +70,7 @@ def _install(path: str) -> None:
     timed_async(AIOKafkaConsumer, "commit", lambda c: f"{client(c)}: commit")
     timed_async(AIOKafkaConsumer, "getmany", lambda c: f"{client(c)}: getmany")
     timed_sync(engine.Detector, "step", "detect: Detector.step")
-    timed_async(detect.UtmSide, "publish", lambda s: "detect: publish (rows, JSON, send, acks)")
+    timed_async(detect.DetectHandler, "publish", lambda s: "detect: publish (rows, JSON, send, acks)")
     original_rows = engine.DetectorStep.rows.fget
 
     def rows(self):  # type: ignore[no-untyped-def]

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _send(kafka: str, settings: Settings, mail: object) -> int:
     from mimamori.producer import KafkaSender, open_kafka_producer
-    from pipeline.kafka_admin import ensure_topics, topic_specs
+    from pipeline.io.kafka_admin import ensure_topics, topic_specs
 
     ensure_topics(kafka, [s for s in topic_specs(settings.topics) if s.name == settings.topics.outbox])
     sender = KafkaSender(open_kafka_producer(kafka))
@@ -57,8 +57,8 @@ def _send(kafka: str, settings: Settings, mail: object) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.report.gather import read_tenant
-    from pipeline.store.backends import StoreError, open_store
+    from pipeline.io.report_gather import read_tenant
+    from pipeline.io.store.backends import StoreError, open_store
     from portal import accounts as acc
     from portal.mail import account_mail
 

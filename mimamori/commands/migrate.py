@@ -6,8 +6,8 @@ import sys
 from datetime import datetime, timezone
 
 from pipeline.config import Settings
-from pipeline.store.backends import ChdbStore, StoreError, open_store
-from pipeline.store.migrate import MigrationError, apply_migrations, apply_roles
+from pipeline.io.store.backends import ChdbStore, StoreError, open_store
+from pipeline.io.store.migrate import MigrationError, apply_migrations, apply_roles
 
 HELP = "apply the pending ClickHouse migrations (sql/migrations); a no-op when up to date"
 

@@ -9,7 +9,7 @@ import orjson
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options
 from pipeline.models import iso
 from pipeline.notices.check import NoticeError, cancellation_of, load_notice_file, notice_from_file_data, notice_problems
 from pipeline.notices.model import ServiceNotice
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _current(kafka: str, settings: Settings) -> dict[str, ServiceNotice]:
-    from pipeline.kafka_admin import ensure_topics, topic_specs
+    from pipeline.io.kafka_admin import ensure_topics, topic_specs
     from mimamori.notice_topic import read_notices
 
     ensure_topics(kafka, [s for s in topic_specs(settings.topics) if s.name == settings.topics.notices],

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               "encrypts the TOTP secrets)", file=sys.stderr)
         return 2
     configure(settings.log_format, args.loglevel)
-    from pipeline.store.backends import StoreError
+    from pipeline.io.store.backends import StoreError
     from portal.server import serve
 
     try:

@@ -6,7 +6,7 @@ import sys
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options
 
 HELP = "check JSON lines (events, heartbeats) and produce them to Kafka, keyed by utm_id"
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     except KafkaTimeoutError as exc:
         print(f"mimamori produce: {exc} (the broker does not create topics by itself: "
-              "`python -m pipeline.kafka_admin` creates the contract's topics)", file=sys.stderr)
+              "`python -m pipeline.io.kafka_admin` creates the contract's topics)", file=sys.stderr)
         return 1
     finally:
         if sender is not None:

@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
-from pipeline.store.backends import StoreError, open_store
-from pipeline.store.purge import purge_tenant, tenant_utm_ids
+from pipeline.io.kafka_security import kafka_python_options
+from pipeline.io.store.backends import StoreError, open_store
+from pipeline.io.store.purge import purge_tenant, tenant_utm_ids
 
 HELP = "delete every row of a tenant from the store and remove its registry records (null records)"
 

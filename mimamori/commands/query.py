@@ -11,8 +11,8 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.models import iso
-from pipeline.store.backends import StoreError, open_store
-from pipeline.store.views import TENANT_VIEWS, VIEWS, read_view
+from pipeline.io.store.backends import StoreError, open_store
+from pipeline.io.store.views import TENANT_VIEWS, VIEWS, read_view
 
 HELP = "print a ClickHouse view of the contract (portal_* or analyst_*)"
 

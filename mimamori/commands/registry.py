@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options
 
 HELP = "load a registry file (tenants, UTMs) into the registry topics, or remove a tenant or UTM"
 

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from mimamori.cli import UsageError
     from pipeline.models import parse_time
     from pipeline.registry_file import RegistryFileError, load_registry_file
-    from pipeline.replay import Replay, ReplayWriter
+    from pipeline.io.replay import Replay, ReplayWriter
     from pipeline.rules import PolicyError, load_policy
     from mimamori.progress import Progress, file_size
 

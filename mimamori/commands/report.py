@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.report.gather import read_tenant
+from pipeline.io.report_gather import read_tenant
 from pipeline.report.schedule import Month
-from pipeline.store.backends import StoreError, open_store
+from pipeline.io.store.backends import StoreError, open_store
 
 HELP = "render one tenant's monthly report to files (.eml, HTML, PNGs) without sending it"
 
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.report.files import write_report
-    from pipeline.report.gather import build_report
+    from pipeline.io.report_gather import build_report
 
     try:
         store = open_store(args.store or settings.clickhouse)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pipeline.config import Settings, parse_duration
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options
 
 HELP = "write (or send to Kafka) a seeded, realistic registry and stream with scripted incidents and expectations"
 

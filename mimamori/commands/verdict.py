@@ -10,7 +10,7 @@ import orjson
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
-from pipeline.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options
 from pipeline.models import Verdict
 
 HELP = "publish an analyst's verdict (grade 0-3 and a note for the customer) on an alert"

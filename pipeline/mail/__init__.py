@@ -1,6 +1,6 @@
 """Customer mail: when it goes (timing), what it says (render), what was delivered (ledger).
 
-The SMTP/maildir transport is an adapter: import it from `pipeline.mail.transport` where mail is
+The SMTP/maildir transport is an adapter: import it from `pipeline.io.smtp` where mail is
 sent, so that importing the engine does not load smtplib.
 """
 from pipeline.mail.ledger import DeliveryLedger, Retrier, next_attempt

@@ -11,8 +11,8 @@ import pytest
 
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
-from pipeline.store.backends import open_store
-from pipeline.store.sqlfiles import query_sql
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.sqlfiles import query_sql
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.heartbeats import Heartbeats
 from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient
 
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, committed_everything, group_names, one_tenant_registry, produce, wait_for
 

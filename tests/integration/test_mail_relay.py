@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.mail.delivery import ACCEPTED, DEFERRED, REFUSED
 from pipeline.mail.render import render_utm_mail
-from pipeline.mail.transport import RelayPool, RelayUnreachable, TransientMailError, open_transport
+from pipeline.io.smtp import RelayPool, RelayUnreachable, TransientMailError, open_transport
 from pipeline.models import Mail, Tenant
 from tests.support.smtp import PickySink
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.mail.ledger import DeliveryLedger
 from pipeline.mail.render import render_alert_mail, render_utm_mail
-from pipeline.mail.transport import PermanentMailError, TransientMailError, open_transport
+from pipeline.io.smtp import PermanentMailError, TransientMailError, open_transport
 from pipeline.models import Alert, Event, Tenant
 from tests.support.services import SmtpSink
 

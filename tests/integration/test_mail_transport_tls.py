@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.mail.render import render_utm_mail
-from pipeline.mail.transport import RelayUnreachable, SmtpTransport, open_transport
+from pipeline.io.smtp import RelayUnreachable, SmtpTransport, open_transport
 from pipeline.models import Tenant
 from tests.support.services import SmtpSink, free_port
 

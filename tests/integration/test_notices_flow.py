@@ -18,8 +18,8 @@ from mimamori.cli import main
 from pipeline.mail.render import message_id_for
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
-from pipeline.store.backends import open_store
-from pipeline.store.views import read_view
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.views import read_view
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, produce, read_topic, wait_for
 

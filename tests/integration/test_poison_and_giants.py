@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from mimamori.producer import topic_for, utm_key
-from pipeline.kafka_admin import topic_configs
+from pipeline.io.kafka_admin import topic_configs
 from pipeline.simulate import Simulation
 from tests.support.flows import publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from pipeline.models import Mail
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from portal.accounts import AccountBook
 from tests.support.portal import running_portal
 from tests.support.services import ROOT, KafkaService

@@ -33,8 +33,8 @@ from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.config import Settings
-from pipeline.store.backends import Store, open_store
-from pipeline.store.views import read_view
+from pipeline.io.store.backends import Store, open_store
+from pipeline.io.store.views import read_view
 from portal import accounts as acc
 from portal.data import report_id
 from tests.support.portal import running_portal

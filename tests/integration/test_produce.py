@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from mimamori.cli import main
 from pipeline.config import Topics
-from pipeline.kafka_admin import TopicSpec, ensure_topics
+from pipeline.io.kafka_admin import TopicSpec, ensure_topics
 from tests.support.services import KafkaService
 
 

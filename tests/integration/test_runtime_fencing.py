@@ -20,8 +20,8 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from kafka import KafkaConsumer, KafkaProducer
 
-from agents.runtime import Output, PartitionedProcessor, SavedState
-from pipeline.kafka_admin import TopicSpec, ensure_topics
+from agents.runtime.processor import Output, PartitionedProcessor, SavedState
+from pipeline.io.kafka_admin import TopicSpec, ensure_topics
 from tests.support.services import KafkaService
 
 
@@ -38,7 +38,7 @@ class Echo:
     async def revoked(self, partition: int) -> None:
         return None
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         self.calls += 1
         if self.calls == 1 and self.stall:
             await asyncio.sleep(self.stall)

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 
-from pipeline.kafka_admin import TopicSpec, ensure_topics
+from pipeline.io.kafka_admin import TopicSpec, ensure_topics
 from tests.support.services import ClickHouseServerService, KafkaService, SmtpSink, kafka_service
 
 

@@ -14,7 +14,7 @@ from pipeline.engine import Detector, InputRecord
 from pipeline.internal import StoreRows
 from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, committed_everything, one_tenant_registry, produce, read_topic, wait_for
 

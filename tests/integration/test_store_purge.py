@@ -8,10 +8,10 @@ import pytest
 
 from mimamori.cli import main
 from pipeline.config import Topics
-from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from pipeline.models import Tenant, Utm
-from pipeline.store.backends import open_store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.migrate import apply_migrations
 from pipeline.rows import tenant_row, utm_row
 
 pytestmark = pytest.mark.integration

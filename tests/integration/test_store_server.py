@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.store.backends import ServerStore, StoreError, StoreUnavailable, open_store
-from pipeline.store.sink import BatchingSink
+from pipeline.io.store.backends import ServerStore, StoreError, StoreUnavailable, open_store
+from pipeline.io.store.sink import BatchingSink
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient
 
 from mimamori.producer import registry_records
-from pipeline.kafka_admin import topic_specs
+from pipeline.io.kafka_admin import topic_specs
 from pipeline.registry_file import registry_from_data
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, group_names, one_tenant_registry, produce, wait_for

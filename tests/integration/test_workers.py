@@ -13,11 +13,11 @@ from typing import Any, Iterator
 import orjson
 import pytest
 
-from agents.partitioning import partition_for
+from agents.runtime.partitioning import partition_for
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.heartbeats import Heartbeats

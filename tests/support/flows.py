@@ -13,7 +13,7 @@ import orjson
 from mimamori.producer import registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation, simulate
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from tests.support.worker import WorkerProcess, produce
 
 

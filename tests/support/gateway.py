@@ -16,7 +16,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.config import Topics
-from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from tests.support.services import ROOT, free_port
 from tests.support.tls import Certificates
 

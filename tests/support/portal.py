@@ -11,7 +11,7 @@ from typing import Iterator
 import uvicorn
 
 from pipeline.config import Settings
-from pipeline.store.backends import Store
+from pipeline.io.store.backends import Store
 from portal.app import Portal
 from portal.server import server_config
 

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from pipeline.models import Alert, Event, Tenant, Utm, UtmStatusChange
 from pipeline.report.schedule import Month
-from pipeline.store.backends import Store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.store.backends import Store
+from pipeline.io.store.migrate import apply_migrations
 from pipeline.rows import alert_row, event_row, status_row, tenant_row, utm_row
 
 TZ = ZoneInfo("Asia/Tokyo")

@@ -17,7 +17,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.config import Topics
-from pipeline.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from tests.support.services import ROOT, free_port
 
 def _report_day_not_due() -> str:

@@ -278,7 +278,7 @@ def test_a_seen_pair_never_takes_more_than_its_size_bound(key: str) -> None:
 
 
 def test_the_detect_processor_cuts_a_batch_of_long_pairs_into_bounded_log_messages() -> None:
-    from agents.detect import _state_writes
+    from agents.processors.detect import _state_writes
     from pipeline.bounds import SEEN_MESSAGE_BYTES
     from pipeline.engine import DetectorStep, Outputs
     from pipeline.step import StateChanges
@@ -295,7 +295,7 @@ def test_the_detect_processor_cuts_a_batch_of_long_pairs_into_bounded_log_messag
 
 def test_every_topic_has_a_limit_the_producer_can_reach() -> None:
     from pipeline.config import Settings
-    from pipeline.kafka_admin import MESSAGE_BYTES, PRODUCER_MAX_REQUEST_BYTES, _configs, topic_specs
+    from pipeline.io.kafka_admin import MESSAGE_BYTES, PRODUCER_MAX_REQUEST_BYTES, _configs, topic_specs
 
     topics = Settings().topics
     specs = {spec.name: spec for spec in topic_specs(topics)}
@@ -304,7 +304,7 @@ def test_every_topic_has_a_limit_the_producer_can_reach() -> None:
     assert specs[topics.events].max_message_bytes == MESSAGE_BYTES  # an 800 kB input reaches the worker
     assert specs[topics.store_rows].max_message_bytes == PRODUCER_MAX_REQUEST_BYTES
     assert specs[topics.verdicts].max_message_bytes < specs[topics.mail_requests].max_message_bytes // 2
-    from agents.runtime import MAX_REQUEST_BYTES
+    from agents.runtime.processor import MAX_REQUEST_BYTES
 
     assert MAX_REQUEST_BYTES == PRODUCER_MAX_REQUEST_BYTES  # the producers' own maximum
 
@@ -312,7 +312,7 @@ def test_every_topic_has_a_limit_the_producer_can_reach() -> None:
 def test_permanent_send_errors() -> None:
     from aiokafka import errors
 
-    from pipeline.kafka_errors import is_permanent_send_error
+    from pipeline.io.kafka_errors import is_permanent_send_error
 
     for exc in (errors.MessageSizeTooLargeError("too big"), errors.RecordListTooLargeError(),
                 errors.CorruptRecordException(), errors.InvalidTimestampError(), errors.RecordTooLargeError()):

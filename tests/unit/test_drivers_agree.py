@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.engine import Detector, InputRecord, MailDesk
 from pipeline.registry_file import registry_from_data
-from pipeline.replay import Replay
+from pipeline.io.replay import Replay
 from pipeline.rules import load_policy
 from pipeline.simulate import JST, simulate
 

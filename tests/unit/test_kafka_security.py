@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.kafka_security import aiokafka_options, describe, kafka_python_options, ssl_context
+from pipeline.io.kafka_security import aiokafka_options, describe, kafka_python_options, ssl_context
 
 SASL = {"MIMAMORI_KAFKA_SECURITY": "sasl_ssl", "MIMAMORI_KAFKA_USERNAME": "worker",
         "MIMAMORI_KAFKA_PASSWORD": "Pa55-word:@/"}

@@ -1,6 +1,8 @@
 """The layers of pyproject.toml's [tool.importlinter], checked by `lint-imports` as CI runs it.
 
-mimamori (shell) above agents, gateway and portal (siblings that import none of each other) above pipeline; inside pipeline, the pure core imports no adapter.
+mimamori (shell) above agents, gateway and portal (siblings that import none of each other) above pipeline;
+inside the worker, the processors above the runtime; inside pipeline, the pure core imports neither its
+adapters (pipeline.io) nor any outside service's client library.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ LINT = Path(sys.executable).parent / "lint-imports"
 PACKAGES = ("mimamori", "agents", "gateway", "portal", "pipeline")
 CONTRACTS = {
     "layers": "mimamori (shell) above agents, gateway and portal (independent of each other) above pipeline",
-    "core-adapters": "pipeline's pure core imports none of pipeline's adapters or drivers",
-    "core-io-libraries": "pipeline's pure core imports no client library of an outside service",
+    "worker-layers": "in the worker: the wiring above the processors (the application) above the runtime (the framework)",
+    "core-io": "pipeline's pure core imports neither pipeline.io (its adapters) nor any outside service's client library",
     "no-test-only-packages": "the runtime imports no package that only the test extra installs",
 }
 
@@ -49,13 +51,25 @@ def _add_import(path: Path, line: str) -> None:
 def test_an_upward_import_fails_the_layers(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _add_import(root / "pipeline" / "models.py", "import agents.context  # wrong: the core reaches up")
-    _add_import(root / "agents" / "app.py", "import mimamori.cli  # wrong: agents reach the shell")
+    _add_import(root / "agents" / "runtime" / "shell.py", "import mimamori.cli  # wrong: agents reach the shell")
     done = lint(root)
     assert done.returncode != 0
     assert f"{CONTRACTS['layers']} BROKEN" in done.stdout
     assert "pipeline.models -> agents.context" in done.stdout
-    assert "agents.app -> mimamori.cli" in done.stdout
-    assert f"{CONTRACTS['core-adapters']} KEPT" in done.stdout
+    assert "agents.runtime.shell -> mimamori.cli" in done.stdout
+    assert f"{CONTRACTS['core-io']} KEPT" in done.stdout
+
+
+def test_the_runtime_importing_a_processor_fails(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _add_import(root / "agents" / "runtime" / "processor.py", "import agents.processors.detect  # wrong: the framework reaches the application")
+    _add_import(root / "agents" / "processors" / "verdicts.py", "import agents.worker  # wrong: a processor reaches the wiring")
+    done = lint(root)
+    assert done.returncode != 0
+    assert f"{CONTRACTS['worker-layers']} BROKEN" in done.stdout
+    assert "agents.runtime.processor -> agents.processors.detect" in done.stdout
+    assert "agents.processors.verdicts -> agents.worker" in done.stdout
+    assert f"{CONTRACTS['layers']} KEPT" in done.stdout
 
 
 def test_the_gateway_and_the_worker_import_neither_each_other_nor_the_shell(tmp_path: Path) -> None:
@@ -71,13 +85,12 @@ def test_the_gateway_and_the_worker_import_neither_each_other_nor_the_shell(tmp_
 
 def test_the_core_importing_an_adapter_fails(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    _add_import(root / "pipeline" / "dedup.py", "from pipeline.store import backends  # wrong")
+    _add_import(root / "pipeline" / "dedup.py", "from pipeline.io.store import backends  # wrong")
     _add_import(root / "pipeline" / "correlate.py", "import smtplib  # wrong")
     done = lint(root)
     assert done.returncode != 0
-    assert f"{CONTRACTS['core-adapters']} BROKEN" in done.stdout
-    assert "pipeline.dedup -> pipeline.store" in done.stdout
-    assert f"{CONTRACTS['core-io-libraries']} BROKEN" in done.stdout
+    assert f"{CONTRACTS['core-io']} BROKEN" in done.stdout
+    assert "pipeline.dedup -> pipeline.io.store" in done.stdout
     assert "pipeline.correlate -> smtplib" in done.stdout
     assert f"{CONTRACTS['layers']} KEPT" in done.stdout
 
@@ -102,4 +115,4 @@ def test_importing_the_engine_loads_no_outside_service_client() -> None:
         return done.stdout.strip()
 
     assert loaded("pipeline.engine, pipeline.mail") == "[]"
-    assert loaded("pipeline.mail.transport") == "['smtplib']"  # the check sees a client when one is loaded
+    assert loaded("pipeline.io.smtp") == "['smtplib']"  # the check sees a client when one is loaded

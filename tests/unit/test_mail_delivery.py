@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.mail.ledger import DeliveryLedger, Retrier, next_attempt
 from pipeline.mail.render import render_utm_mail
-from pipeline.mail.transport import (
+from pipeline.io.smtp import (
     MaildirTransport, PermanentMailError, SmtpTransport, TransientMailError, _classify, envelope_sender,
     open_transport,
 )

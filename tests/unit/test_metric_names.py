@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from pipeline.metrics import Metrics
+from pipeline.io.metrics import Metrics
 from tests.support.monitoring import dashboard_exprs, names_in, rule_exprs, served_names
 
 

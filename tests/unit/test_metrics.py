@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.metrics import GRADES, NOTICE_BUCKETS, Metrics
+from pipeline.io.metrics import GRADES, NOTICE_BUCKETS, Metrics
 
 
 def scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

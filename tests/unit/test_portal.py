@@ -13,8 +13,8 @@ import pyotp
 import pytest
 
 from pipeline.models import Tenant
-from pipeline.store.backends import Store, open_store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.store.backends import Store, open_store
+from pipeline.io.store.migrate import apply_migrations
 from portal import accounts as acc
 from portal import sessions as ses
 from portal.charts import availability_strip, daily_chart

@@ -12,9 +12,9 @@ import pytest
 from pipeline import redact as redaction
 from pipeline.config import ConfigError, load_settings
 from pipeline.logs import JsonFormatter, TextFormatter
-from pipeline.mail.transport import SmtpTransport, open_transport
+from pipeline.io.smtp import SmtpTransport, open_transport
 from pipeline.redact import RedactingStream, redact, redact_url, remember_secrets, url_secrets
-from pipeline.store.backends import StoreError, open_store
+from pipeline.io.store.backends import StoreError, open_store
 
 
 @pytest.fixture(autouse=True)

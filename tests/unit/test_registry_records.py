@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.registry import RegistryBooks
-from pipeline.metrics import Metrics
+from agents.processors.registry import RegistryBooks
+from pipeline.io.metrics import Metrics
 from pipeline.models import Registry, Tenant, Utm
 from pipeline.registry_file import RegistryRecordError, registry_problems, registry_record
 from tests.unit.test_registry_file import good_file

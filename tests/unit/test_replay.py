@@ -9,7 +9,7 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.models import Registry, Tenant, Utm
-from pipeline.replay import Replay
+from pipeline.io.replay import Replay
 from pipeline.rules import load_policy
 
 TOKYO = ZoneInfo("Asia/Tokyo")

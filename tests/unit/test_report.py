@@ -18,14 +18,14 @@ from pipeline.config import ReportAt
 from pipeline.models import Tenant
 from pipeline.report.charts import LABELS, availability_chart, detections_chart
 from pipeline.report.fonts import FontMissing, has_glyphs, japanese_font
-from pipeline.report.gather import gather_month, read_tenant
+from pipeline.io.report_gather import gather_month, read_tenant
 from pipeline.report.schedule import service_days
 from pipeline.report.render import CATEGORY_LABELS, RenderedReport, render_report, report_message_id
 from pipeline.report.schedule import due_at
 from pipeline.report.summary import MonthlyReport, summarize
 from pipeline.resources import SCHEMAS
-from pipeline.store.backends import Store, open_store
-from pipeline.store.views import read_view
+from pipeline.io.store.backends import Store, open_store
+from pipeline.io.store.views import read_view
 from tests.support.report_store import MONTH, TENANTS, TZ, build_report_store, day, local
 
 DUE = due_at(MONTH, ReportAt(), TZ)
@@ -194,7 +194,7 @@ def test_a_month_to_date_ends_today(store: Store) -> None:
 
 
 def test_the_store_says_which_reports_were_delivered(store: Store) -> None:
-    from pipeline.report.gather import delivered_reports
+    from pipeline.io.report_gather import delivered_reports
     from pipeline.rows import mail_row
 
     mail = render_report(report_of(store, "tb"), DUE, TZ).mail

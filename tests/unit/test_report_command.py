@@ -8,7 +8,7 @@ import pytest
 
 from mimamori.cli import main
 from pipeline.report.render import report_message_id
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from tests.support.report_store import MONTH, build_report_store
 
 

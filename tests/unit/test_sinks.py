@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pipeline.models import Event
-from pipeline.sinks import unstored_events
-from pipeline.store.backends import open_store
-from pipeline.store.migrate import apply_migrations
+from pipeline.io.sinks import unstored_events
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.migrate import apply_migrations
 from pipeline.rows import event_row
 
 NOW = datetime(2026, 11, 20, 1, 0, 0, 500_000, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ import pytest
 
 from mimamori.cli import main
 from pipeline.models import Alert, Event, Mail, Tenant, Utm, UtmStatusChange
-from pipeline.store.backends import open_store
+from pipeline.io.store.backends import open_store
 from pipeline.rows import (
     alert_row, event_row, mail_row, status_row, tenant_row, utm_removed_row, utm_row,
 )

@@ -16,17 +16,17 @@ import pytest
 from pipeline.internal import STORE_TABLES
 from pipeline.models import Tenant, Utm, UtmStatusChange
 from pipeline.rows import status_row, tenant_row, utm_row
-from pipeline.store.backends import Store, open_store, quote, split_statements
-from pipeline.store.migrate import MIGRATIONS_DIR, ROLES_DIR, apply_migrations
-from pipeline.store.sqlfiles import query_sql
-from pipeline.store.views import TENANT_VIEWS, VIEWS, TenantRequired, read_view
+from pipeline.io.store.backends import Store, open_store, quote, split_statements
+from pipeline.io.store.migrate import MIGRATIONS_DIR, ROLES_DIR, apply_migrations
+from pipeline.io.store.sqlfiles import query_sql
+from pipeline.io.store.views import TENANT_VIEWS, VIEWS, TenantRequired, read_view
 
 TZ = "Asia/Tokyo"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 DB = "mimamori"
 ROLES = [s.replace("{db}", DB) for path in sorted(ROLES_DIR.glob("*.sql"))
          for s in split_statements(path.read_text(encoding="utf-8"))]
-# what the worker asks of the store (pipeline/sinks.py, pipeline/store/migrate.py, pipeline/report/gather.py)
+# what the worker asks of the store (pipeline/io/sinks.py, pipeline/io/store/migrate.py, pipeline/io/report_gather.py)
 WORKER_QUERIES = ("events_stored", "migrations_applied", "report_delivered", "report_tenant", "report_utm_status_before")
 REPORT_VIEWS = ("portal_detections_daily", "portal_peer_average_daily", "portal_alerts", "portal_utm_status",
                 "portal_utm_status_changes", "portal_threat_categories_daily")
@@ -247,7 +247,7 @@ def test_the_migrator_may_do_what_the_migrations_and_purge_do_and_no_more() -> N
 
 
 def test_the_report_reads_the_tenant_through_portal_tenants_one_tenant_only(store: Store) -> None:
-    from pipeline.report.gather import read_tenant
+    from pipeline.io.report_gather import read_tenant
 
     store.insert("tenants", [tenant_row(Tenant(t, f"Name {t}", (f"a@{t}.example",)), NOW) for t in ("t1", "t2")])
     assert read_tenant(store, "t1") == Tenant("t1", "Name t1", ("a@t1.example",))

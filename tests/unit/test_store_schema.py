@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.models import Alert, Event, Tenant, Utm, UtmStatusChange
-from pipeline.store.backends import Store, StoreError, open_store
-from pipeline.store.migrate import Migration, MigrationError, apply_migrations, load_migrations
+from pipeline.io.store.backends import Store, StoreError, open_store
+from pipeline.io.store.migrate import Migration, MigrationError, apply_migrations, load_migrations
 from pipeline.rows import alert_row, event_row, status_row, tenant_row, utm_row
-from pipeline.store.views import read_view
+from pipeline.io.store.views import read_view
 
 TZ = "Asia/Tokyo"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)  # TTL is judged by the engine's own clock
@@ -96,7 +96,7 @@ def test_ttl_is_in_the_tables_and_old_rows_go_after_optimize_final(empty_store: 
 
 def test_portal_notices_show_each_tenant_the_latest_version_of_the_notices_concerning_it(empty_store: Store) -> None:
     from pipeline.notices.check import cancellation_of, notice_from_file_data
-    from pipeline.sinks import registry_rows
+    from pipeline.io.sinks import registry_rows
     from pipeline.rows import notice_removed_row, notice_row
     from tests.unit.test_notices import NOW as PUBLISHED, planned, registry
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.store import first_of_each_event
+from agents.processors.store import first_of_each_event
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from pipeline.store.backends import Store, StoreUnavailable, open_store
-from pipeline.store.sink import BatchingSink, batch_token
+from pipeline.io.store.backends import Store, StoreUnavailable, open_store
+from pipeline.io.store.sink import BatchingSink, batch_token
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 TABLE_SQL = ("CREATE TABLE IF NOT EXISTS {name} (k String, n UInt32) ENGINE = MergeTree ORDER BY k "

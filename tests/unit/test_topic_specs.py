@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from pipeline.config import Topics
-from pipeline.kafka_admin import topic_specs
+from pipeline.io.kafka_admin import topic_specs
 
 
 def _spec(name: str, **kwargs: object):  # type: ignore[no-untyped-def]

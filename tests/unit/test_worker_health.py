@@ -13,7 +13,7 @@ from agents.context import Context
 from agents.worker import STALLED_AFTER, health_report
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
-from pipeline.metrics import Metrics
+from pipeline.io.metrics import Metrics
 from pipeline.models import Registry
 
 pytestmark = pytest.mark.unit

@@ -14,7 +14,7 @@ from pipeline.config import Settings
 from pipeline.correlate import AlertChange, Correlator
 from pipeline.engine import Detector, InputRecord
 from pipeline.models import Event, Registry, Tenant, Utm
-from pipeline.replay import Replay
+from pipeline.io.replay import Replay
 from pipeline.rules import load_policy
 
 TOKYO = ZoneInfo("Asia/Tokyo")

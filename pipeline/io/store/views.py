@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pipeline.store.backends import Store
-from pipeline.store.sqlfiles import query_sql
+from pipeline.io.store.backends import Store
+from pipeline.io.store.sqlfiles import query_sql
 
 VIEWS = (
     "portal_detections_daily", "portal_alerts", "portal_utm_status",

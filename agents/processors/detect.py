@@ -1,7 +1,7 @@
 """The UTM side of the worker: raw events, heartbeats and routed verdicts in, through a Detector per
 input partition.
 
-One partitioned processor (`agents.runtime`) takes batches from `utm.events`, `utm.heartbeats` and
+One partitioned processor (`agents.runtime.processor`) takes batches from `utm.events`, `utm.heartbeats` and
 the internal verdict topic (all keyed by utm_id, co-partitioned). Each partition has a Detector of
 its own, restored from that partition's saved state; a partition's batch gives its messages
 (rejections, alert versions, mail requests, alert routes and the rows for the store, inserted by the
@@ -20,20 +20,20 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
-from agents.follow import CompactedFollower
-from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from agents.runtime.follow import CompactedFollower
+from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size, seen_pair_size
 from pipeline.config import Settings
 from pipeline.internal import SilenceReport
 from pipeline.engine import Detector, DetectorStep, InputRecord
-from agents.store import row_messages
+from agents.processors.store import row_messages
 
 BATCH_SIZE = 10_000
 EXPIRE_INTERVAL = 300.0
 NOTHING_READ = datetime.min.replace(tzinfo=timezone.utc)
 
 
-class UtmSide:
+class DetectHandler:
     """The handler of the detect processor: a Detector per owned input partition."""
 
     def __init__(self, ctx: Context) -> None:
@@ -80,7 +80,7 @@ class UtmSide:
     async def revoked(self, partition: int) -> None:
         self.detectors.pop(partition, None)
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
         detector = self.detectors[partition]
         now = ctx.clock.now()
@@ -188,8 +188,8 @@ def check_interval(settings: Settings) -> float:
     return max(1.0, min(15.0, settings.heartbeat_timeout.total_seconds() / 10))
 
 
-def register(ctx: Context) -> UtmSide:
-    side = UtmSide(ctx)
+def register(ctx: Context) -> DetectHandler:
+    side = DetectHandler(ctx)
     topics = ctx.settings.topics
     side.processor = processor = PartitionedProcessor(
         name="detect", group=topics.group("detect"),

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.store.backends import Store, StoreError, quote, split_statements
-from pipeline.store.sqlfiles import SQL_DIR, query_sql
+from pipeline.io.store.backends import Store, StoreError, quote, split_statements
+from pipeline.io.store.sqlfiles import SQL_DIR, query_sql
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 ROLES_DIR = SQL_DIR / "roles"

@@ -10,9 +10,9 @@ from pipeline.report.render import RenderedReport, render_report
 from pipeline.report.month import MonthData
 from pipeline.report.schedule import Month, local_instant, service_days
 from pipeline.report.summary import summarize
-from pipeline.store.backends import Store
-from pipeline.store.sqlfiles import query_sql
-from pipeline.store.views import read_view
+from pipeline.io.store.backends import Store
+from pipeline.io.store.sqlfiles import query_sql
+from pipeline.io.store.views import read_view
 
 
 _TIMES = ("first_seen", "last_seen", "at", "offline_since")

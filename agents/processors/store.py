@@ -27,11 +27,11 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
-from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.bounds import STORE_ROWS_MESSAGE_BYTES
 from pipeline.internal import StoreRows
-from pipeline.sinks import unstored_events
-from pipeline.store.backends import StoreError
+from pipeline.io.sinks import unstored_events
+from pipeline.io.store.backends import StoreError
 
 INTENT_KEY = "\x1fintent"
 LINGER_MS = 1000
@@ -52,7 +52,7 @@ def row_messages(topic: str, rows_by_table: dict[str, list[dict[str, Any]]],
                                           max_bytes=STORE_ROWS_MESSAGE_BYTES)]
 
 
-class StoreSide:
+class StoreHandler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.intent: dict[int, int] = {}
@@ -65,7 +65,7 @@ class StoreSide:
     async def revoked(self, partition: int) -> None:
         self.intent.pop(partition, None)
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
         dead: list[Message] = []
         by_table: dict[str, list[tuple[ConsumerRecord, list[dict[str, Any]], bool]]] = collections.defaultdict(list)
@@ -136,20 +136,20 @@ def _identity(records: list[ConsumerRecord]) -> str:
     return digest.hexdigest()
 
 
-def register(ctx: Context) -> StoreSide:
-    side = StoreSide(ctx)
+def register(ctx: Context) -> StoreHandler:
+    side = StoreHandler(ctx)
     ctx.add_processor(processor(ctx, side))
     return side
 
 
-async def register_now(ctx: Context) -> StoreSide:
+async def register_now(ctx: Context) -> StoreHandler:
     """The store processor of a worker that got the store while running."""
-    side = StoreSide(ctx)
+    side = StoreHandler(ctx)
     await ctx.add_processor_now(processor(ctx, side))
     return side
 
 
-def processor(ctx: Context, side: StoreSide) -> PartitionedProcessor:
+def processor(ctx: Context, side: StoreHandler) -> PartitionedProcessor:
     topics = ctx.settings.topics
     return (PartitionedProcessor(
         name="store", group=topics.group("store"), inputs=[topics.store_rows],

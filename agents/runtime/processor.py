@@ -44,7 +44,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from mode import Service
 
-from pipeline.kafka_errors import is_permanent_send_error
+from agents.runtime.reasons import HANDLER_SLOW, KAFKA_WRITE
+from pipeline.io.kafka_errors import is_permanent_send_error
 
 log = logging.getLogger("mimamori")
 
@@ -95,7 +96,7 @@ class Handler(Protocol):
 
     async def revoked(self, partition: int) -> None: ...
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output: ...
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output: ...
 
 
 class StatelessHandler:
@@ -317,7 +318,7 @@ class PartitionedProcessor(Service):
         if slot is None or not slot.ready:
             return  # fetched before a revocation: the next owner (or our own restore) seeks to the commit
         try:
-            await self._run(slot, lambda: self.handler.process(partition, records), offsets, records, budget)
+            await self._run(slot, lambda: self.handler.handle(partition, records), offsets, records, budget)
         except PartitionLost:
             return
         self.last_progress = time.time()
@@ -342,7 +343,7 @@ class PartitionedProcessor(Service):
         return partition in self.slots or partition in self.stash
 
     async def save_now(self, partition: int, output: Output) -> None:
-        """From inside `process` (the partition's lock held): write an output in a transaction of
+        """From inside `handle` (the partition's lock held): write an output in a transaction of
         its own at once, before an outside effect that must find it saved (the store's intent)."""
         slot = self.slots.get(partition)
         if slot is None or not slot.ready:
@@ -450,7 +451,7 @@ class PartitionedProcessor(Service):
                                                       type(exc).__name__, time.time())
                 await self._renew(slot)
             except Exception as exc:  # noqa: BLE001 - transient: retried, visible in /health
-                self.failing = "kafka_write"
+                self.failing = KAFKA_WRITE
                 log.warning("%s: transaction of partition %d failed (%s: %s); retrying in %.1fs",
                             self.name, slot.partition, type(exc).__name__, exc, delay)
                 await self._renew(slot)
@@ -506,7 +507,7 @@ class PartitionedProcessor(Service):
         as a new owner would, and the poll loop goes on meanwhile."""
         log.warning("%s: a step of partition %d took longer than %.1fs; the partition is read again",
                     self.name, slot.partition, budget)
-        self.failing = "handler_slow"
+        self.failing = HANDLER_SLOW
         if self.metrics is not None:
             self.metrics.agent_errors.labels(self.name).inc()
         consumer = self.consumer

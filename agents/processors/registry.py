@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Any, Callable
 
 from agents.context import Context, log
-from agents.follow import Followed
-from agents.runtime import Message, Output, PartitionedProcessor, StatelessHandler
-from pipeline.metrics import Metrics
+from agents.runtime.follow import Followed
+from agents.runtime.processor import Message, Output, PartitionedProcessor, StatelessHandler
+from pipeline.io.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.registry_file import Kind, RegistryRecordError, registry_record
 from pipeline.rows import tenant_removed_row, tenant_row, utm_removed_row, utm_row
-from agents.store import row_messages
+from agents.processors.store import row_messages
 
 
 class RegistryBooks:
@@ -88,7 +88,7 @@ class _MirrorHandler(StatelessHandler):
         self.ctx = ctx
         self.mirror = mirror
 
-    async def process(self, partition: int, records: list[Any]) -> Output:
+    async def handle(self, partition: int, records: list[Any]) -> Output:
         ctx, mirror = self.ctx, self.mirror
         now = ctx.clock.now()
         rows = []

@@ -1,4 +1,4 @@
-"""Creates the contract's topics (idempotent): `python -m pipeline.kafka_admin --bootstrap HOST:PORT`."""
+"""Creates the contract's topics (idempotent): `python -m pipeline.io.kafka_admin --bootstrap HOST:PORT`."""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pipeline.config import Topics, load_settings
-from pipeline.kafka_security import kafka_python_options, refused
+from pipeline.io.kafka_security import kafka_python_options, refused
 
 
 MIB = 1024 * 1024
 
 PRODUCER_MAX_REQUEST_BYTES = 8 * MIB
-"""The worker's producer (agents.runtime.Publisher, max_request_size) sends nothing larger: no
+"""The worker's producer (agents.runtime.processor.Publisher, max_request_size) sends nothing larger: no
 topic needs a larger limit than this."""
 
 MESSAGE_BYTES = 1 * MIB
@@ -41,7 +41,7 @@ KiB (its routed copy on `mimamori-verdicts-by-utm` is the same bytes)."""
 LARGE_MESSAGE_BYTES = PRODUCER_MAX_REQUEST_BYTES
 """Topics whose records may legitimately be large:
 - `mimamori-store-rows`: a batch's rows, cut into messages of at most 4 MiB
-  (pipeline.bounds, agents.store.row_messages), plus one row at most (an event row is at most ~4 times its
+  (pipeline.bounds, agents.processors.store.row_messages), plus one row at most (an event row is at most ~4 times its
   64 KiB record: its unknown fields are escaped twice);
 - `mail.outbox` and `mimamori-mail-failed`: one rendered mail (at most 100 alerts, each with
   bounded evidence, text and HTML parts: ~650 KB at worst, measured);
@@ -113,7 +113,7 @@ def _configs(spec: TopicSpec) -> dict[str, str]:
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.0, *,
                   options: Mapping[str, Any] | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the names created. `options`: the
-    connection's security (pipeline.kafka_security.kafka_python_options)."""
+    connection's security (pipeline.io.kafka_security.kafka_python_options)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError

@@ -4,7 +4,7 @@ on its own event loop, from the settings it was given.
 Faust is the application shell only: the services' lifecycle (start in order, stop on a signal),
 the timers and the web server of `/metrics` and `/health`. It runs no Kafka client of its own: no
 consumer group, no leader topic, no producer, no tables (the processors, the follower and the
-publisher are our own aiokafka clients, see agents/runtime.py), and none of its built-in pages
+publisher are our own aiokafka clients, see agents/runtime/processor.py), and none of its built-in pages
 (`/router`, `/table`, `/`, statistics)."""
 from __future__ import annotations
 

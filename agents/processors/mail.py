@@ -1,5 +1,5 @@
 """The tenant side of the worker: when mails go (MailDesk over `mimamori-mail-requests`, keyed by
-tenant_id) and their delivery from `mail.outbox` (the sender, agents/sender.py).
+tenant_id) and their delivery from `mail.outbox` (the sender, agents/processors/sender.py).
 
 The mail timing writes a step's mails, the schedules they leave and the requests' offsets in one
 transaction. The sender records each outbox mail in its ledger in the transaction that commits the
@@ -13,8 +13,8 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context
-from agents.runtime import Message, Output, PartitionedProcessor, SavedState, StateWrite
-from agents.sender import Sender, register as register_sender
+from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from agents.processors.sender import SendHandler, register as register_sender
 from pipeline.engine import MailDesk
 from pipeline.mail.requests import MailRequest
 from pipeline.step import MailStep
@@ -24,7 +24,7 @@ DUE_INTERVAL = 0.25
 LEDGER_PRUNE_INTERVAL = 3600.0
 
 
-class MailSide:
+class MailHandler:
     """Handler of the mail-timing processor: a MailDesk per owned partition of mail requests.
 
     A step's mails go to the outbox in the same transaction as the schedules they leave and the
@@ -49,7 +49,7 @@ class MailSide:
     async def revoked(self, partition: int) -> None:
         self.desks.pop(partition, None)
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         now = self.ctx.clock.now()
         requests = []
         dead: list[Message] = []
@@ -79,9 +79,9 @@ class MailSide:
         return Output(self.ctx.outbox_messages(step.mails), writes)
 
 
-def register(ctx: Context) -> tuple[MailSide, Sender]:
-    side = MailSide(ctx)
-    sender = Sender(ctx)
+def register(ctx: Context) -> tuple[MailHandler, SendHandler]:
+    side = MailHandler(ctx)
+    sender = SendHandler(ctx)
     topics = ctx.settings.topics
     common: dict[str, Any] = ctx.processor_options()
     timing = PartitionedProcessor(name="mail-timing", group=topics.group("mail-timing"), inputs=[topics.mail_requests],

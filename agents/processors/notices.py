@@ -17,9 +17,9 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
-from agents.notice_follower import register_follower
-from agents.runtime import Output, PartitionedProcessor, SavedState, StateWrite
-from agents.store import row_messages
+from agents.processors.notice_windows import register_follower
+from agents.runtime.processor import Output, PartitionedProcessor, SavedState, StateWrite
+from agents.processors.store import row_messages
 from pipeline.notices.mail import notice_recipients, render_notice_mail
 from pipeline.notices.model import ServiceNotice
 from pipeline.notices.topic import NoticeBook
@@ -33,7 +33,7 @@ def job_key(notice: ServiceNotice) -> str:
     return f"broadcast\x1f{notice.notice_id}\x1f{notice.version:09d}"
 
 
-class NoticeDesk:
+class NoticeHandler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.book = NoticeBook()
@@ -51,7 +51,7 @@ class NoticeDesk:
     async def revoked(self, partition: int) -> None:
         self.jobs = {}
 
-    async def process(self, partition: int, events: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, events: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
         follower = ctx.registry_follower
         if follower is not None:
@@ -118,10 +118,10 @@ class NoticeDesk:
         self.ctx.progressed(AGENT)
 
 
-def register(ctx: Context) -> NoticeDesk:
+def register(ctx: Context) -> NoticeHandler:
     """The broadcast processor, and the follower that gives this worker's UTM monitor the windows."""
     register_follower(ctx)
-    desk = NoticeDesk(ctx)
+    desk = NoticeHandler(ctx)
     desk.processor = PartitionedProcessor(
         name=AGENT, group=ctx.settings.topics.group(AGENT), inputs=[ctx.settings.topics.notices],
         handler=desk, state_topic=ctx.settings.topics.notice_state, max_records=100, **ctx.processor_options())

@@ -1,6 +1,6 @@
 """The mail sender: delivers `mail.outbox` without ever letting one customer's mail wait for another's.
 
-`process` only records each new mail of the outbox in the partition's ledger (`DeliveryBook`:
+`handle` only records each new mail of the outbox in the partition's ledger (`DeliveryBook`:
 the mail and its per-recipient state, pipeline/mail/delivery.py) as a state write in the batch's
 transaction, and returns. Deliveries run in background tasks, through a pool of connections to the
 relay; each attempt's outcome (recipients delivered, parked with their next attempt, refused or
@@ -20,15 +20,16 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 
-from agents.context import SMTP_UNAVAILABLE, Context, log
-from agents.runtime import Output, PartitionedProcessor, SavedState, StateWrite
-from agents.store import row_messages
+from agents.context import Context, log
+from agents.runtime.reasons import SMTP_UNAVAILABLE
+from agents.runtime.processor import Output, PartitionedProcessor, SavedState, StateWrite
+from agents.processors.store import row_messages
 from pipeline.mail.delivery import (
     DELIVERED, REFUSED, Answer, Applied, Delivery, DeliveryBook, RetryPolicy, parked_by_grade,
 )
-from pipeline.mail.transport import RelayPool, open_transport
+from pipeline.io.smtp import RelayPool, open_transport
 from pipeline.models import Mail, iso
-from pipeline.sinks import mail_rows
+from pipeline.io.sinks import mail_rows
 
 DISPATCH_INTERVAL = 0.25
 """How often the timer looks for parked mails that fell due (seconds)."""
@@ -40,7 +41,7 @@ PER_DOMAIN = 2
 LEDGER_KEEP = timedelta(days=30)
 
 
-class Sender:
+class SendHandler:
     """Handler of the mail-sender processor (one `DeliveryBook` per owned outbox partition)."""
 
     def __init__(self, ctx: Context) -> None:
@@ -74,7 +75,7 @@ class Sender:
             self.ctx.metrics.forget_mails(d.message_id for d in book.open().values())
         self._observe()
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         """Record the new mails, nothing more: never waits for SMTP."""
         output = Output()
         book = self.books[partition]
@@ -267,7 +268,7 @@ OUTCOME_WAIT = 60.0
 """How long a finished attempt waits for its partition to be ready again to save its outcome."""
 
 
-def register(ctx: Context, sender: Sender) -> PartitionedProcessor:
+def register(ctx: Context, sender: SendHandler) -> PartitionedProcessor:
     topics = ctx.settings.topics
     sending = PartitionedProcessor(name="mail-sender", group=topics.group("mail-sender"), inputs=[topics.outbox],
                                    handler=sender, state_topic=topics.mail_ledger, max_records=100,

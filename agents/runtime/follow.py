@@ -17,10 +17,10 @@ from typing import Any, Callable, MutableMapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from agents.context import KAFKA_UNAVAILABLE
+from agents.runtime.reasons import KAFKA_UNAVAILABLE
 from pipeline.config import Settings
-from pipeline.kafka_security import aiokafka_options
-from pipeline.metrics import Metrics
+from pipeline.io.kafka_security import aiokafka_options
+from pipeline.io.metrics import Metrics
 
 log = logging.getLogger("mimamori")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.store.backends import Store
+from pipeline.io.store.backends import Store
 
 
 def batch_token(table: str, rows: list[dict[str, Any]]) -> str:

@@ -18,7 +18,7 @@ from agents.context import Context, log
 from pipeline.models import Mail, Tenant
 from pipeline.notices.pacing import paced_chunks
 from pipeline.report.broadcast import month_due, report_tenants
-from pipeline.report.gather import delivered_reports, gather_month
+from pipeline.io.report_gather import delivered_reports, gather_month
 from pipeline.report.render import render_report, report_message_id
 from pipeline.report.summary import summarize
 from pipeline.report.schedule import Month, due_at
@@ -27,7 +27,7 @@ TIMER = "monthly-report"
 CHECK_INTERVAL = 5.0
 
 
-class ReportDesk:
+class ReportTimer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.done: set[Month] = set()
@@ -77,7 +77,7 @@ class ReportDesk:
         return rendered.mail
 
 
-def register(ctx: Context) -> ReportDesk:
-    desk = ReportDesk(ctx)
+def register(ctx: Context) -> ReportTimer:
+    desk = ReportTimer(ctx)
     ctx.guarded_timer(CHECK_INTERVAL, TIMER, desk.tick)
     return desk

@@ -1,11 +1,11 @@
 """Every worker follows the compacted `service.notices` topic, whole and without a consumer group,
 into `Registry.maintenance`: the maintenance windows during which (and one heartbeat timeout
 after which) the UTM monitor judges no silence a stop. One book of the worker's follower
-(agents.follow), on the event loop."""
+(agents.runtime.follow), on the event loop."""
 from __future__ import annotations
 
 from agents.context import Context
-from agents.follow import CompactedFollower
+from agents.runtime.follow import CompactedFollower
 from pipeline.models import Registry
 from pipeline.notices.topic import NoticeBook
 from pipeline.notices.windows import apply_notice

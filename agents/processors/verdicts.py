@@ -12,20 +12,20 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context
-from agents.follow import CompactedFollower
-from agents.runtime import Message, Output, PartitionedProcessor, StatelessHandler
+from agents.runtime.follow import CompactedFollower
+from agents.runtime.processor import Message, Output, PartitionedProcessor, StatelessHandler
 from pipeline.models import Verdict
 
 UNKNOWN_WAIT = 10.0
 """How long a verdict waits for its alert's route before it is taken as one for an unknown alert."""
 
 
-class VerdictRouter(StatelessHandler):
+class VerdictHandler(StatelessHandler):
     def __init__(self, ctx: Context, book: CompactedFollower) -> None:
         self.ctx = ctx
         self.book = book
 
-    async def process(self, partition: int, records: list[ConsumerRecord]) -> Output:
+    async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
         routed: list[Message] = []
         for record in records:
@@ -49,12 +49,12 @@ class VerdictRouter(StatelessHandler):
             await asyncio.sleep(0.1)
 
 
-def register(ctx: Context) -> VerdictRouter:
+def register(ctx: Context) -> VerdictHandler:
     topics = ctx.settings.topics
     book = ctx.follower.topic(topics.alert_routes, bytes.decode, "route-book")
     book.start()
 
-    router = VerdictRouter(ctx, book)
+    router = VerdictHandler(ctx, book)
     ctx.add_processor(PartitionedProcessor(
         name="route-verdicts", group=topics.group("route-verdicts"),
         inputs=[topics.verdicts], handler=router, max_records=500, **ctx.processor_options()))

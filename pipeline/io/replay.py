@@ -19,10 +19,10 @@ from pipeline.models import Mail, Registry, iso, parse_time
 from pipeline.notices.check import NoticeError, notice_from_wire
 from pipeline.notices.windows import apply_notice
 from pipeline.rules import Policy
-from pipeline.sinks import mail_rows, registry_rows
-from pipeline.store.backends import open_store
-from pipeline.store.migrate import apply_migrations
-from pipeline.store.sink import BatchingSink
+from pipeline.io.sinks import mail_rows, registry_rows
+from pipeline.io.store.backends import open_store
+from pipeline.io.store.migrate import apply_migrations
+from pipeline.io.store.sink import BatchingSink
 
 CHECK_EVERY = timedelta(minutes=1)
 Emit = Callable[[dict], None]
@@ -43,7 +43,7 @@ class ReplayWriter:
             apply_migrations(self.store, str(settings.tz), self.written_at)
             self._add(registry_rows(registry, self.written_at))
         if mail_url:
-            from pipeline.mail.transport import open_transport
+            from pipeline.io.smtp import open_transport
 
             self.transport = open_transport(mail_url)
 

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from pipeline.models import Mail, Registry, parse_time
-from pipeline.store.backends import Store
-from pipeline.store.sqlfiles import query_sql
+from pipeline.io.store.backends import Store
+from pipeline.io.store.sqlfiles import query_sql
 from pipeline.rows import mail_row, tenant_row, utm_row
 
 

@@ -1,8 +1,8 @@
 """Remove every row of one tenant from every table (contract end: the customer's data is destroyed)."""
 from __future__ import annotations
 
-from pipeline.store.backends import Store
-from pipeline.store.sqlfiles import query_sql
+from pipeline.io.store.backends import Store
+from pipeline.io.store.sqlfiles import query_sql
 
 TENANT_TABLES = (
     "events", "alerts", "utm_status", "utm_last_seen", "mails", "detections_daily", "web_usage_daily", "threats_daily",
