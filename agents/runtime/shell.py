@@ -8,6 +8,8 @@ publisher are our own aiokafka clients, see agents/runtime/processor.py), and no
 (`/router`, `/table`, `/`, statistics)."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -47,4 +49,6 @@ def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False)
         web_port=settings.web_port,
         web_bind="0.0.0.0",
         timezone=settings.tz,
+        # Faust makes its data directory even with no table to keep; not in the working directory
+        datadir=str(Path(tempfile.gettempdir()) / f"{app_id}-faust-data"),
     )
