@@ -17,8 +17,9 @@ demo: setup
 	scripts/kafka.sh start
 	.venv/bin/mimamori demo
 
+# the ten slowest tests and their times at the end of the run
 test: services-install tools
-	.venv/bin/python -m pytest tests
+	.venv/bin/python -m pytest tests --durations=10
 
 unit: setup tools
 	.venv/bin/python -m pytest tests/unit
