@@ -1,5 +1,9 @@
 """Correlation and grading: per host, signals gather into alerts (CONTRACT.md, "Default grading policy").
 
+A host is the customer's endpoint of an event (`host_of`: the destination of an inbound event,
+else the source), known by its MAC where the UTM gave one, else its IP, within its UTM (`host_key`).
+The policy (`pipeline.rules`) only says which signal an event gives.
+
 Live state is kept per UTM: its watermark and the alerts that may still take events. A driver
 saves it as bounded records: one small head per UTM (`head_for` / `load_state`) and one record per
 live alert (`drain_alerts` / `load_alert`), because a UTM may have any number of hosts with alerts
@@ -24,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.insurance import insurance_eligible_until
 from pipeline.models import Alert, Event, Tenant, Verdict, iso, parse_time
-from pipeline.rules import Policy, Signal, host_key, host_of
+from pipeline.rules import Policy, Signal
 
 _NOT_GIVEN = object()
 RAISE_SIGNATURES = 3
@@ -54,6 +58,24 @@ class AlertChange:
     notice: str | None
     significant: bool = True
     verdict: Verdict | None = None
+
+
+def host_of(event: Event) -> tuple[str | None, str | None]:
+    """(ip, mac) of the customer's endpoint: the destination of inbound events, else the source."""
+    if event.direction == "inbound":
+        return event.dst_ip, event.dst_mac
+    return event.src_ip, event.src_mac
+
+
+def normalize_mac(mac: str) -> str:
+    return mac.strip().lower().replace("-", ":")
+
+
+def host_key(event: Event) -> str:
+    """The host an alert is about, scoped to its tenant and UTM: its MAC when known, else its IP."""
+    ip, mac = host_of(event)
+    endpoint = f"mac:{normalize_mac(mac)}" if mac else f"ip:{ip}"
+    return f"{event.tenant_id}|{event.utm_id}|{endpoint}"
 
 
 def with_evidence(evidence: dict[str, list[str]], event: Event) -> dict[str, list[str]]:

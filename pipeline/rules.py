@@ -187,20 +187,3 @@ def _severity(entry: dict[str, Any], key: str, where: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 5:
         raise PolicyError(f"{where}: bad {key} {value!r} (expected an integer 1-5)")
     return value
-
-
-def host_of(event: Event) -> tuple[str | None, str | None]:
-    """(ip, mac) of the customer's endpoint: the destination of inbound events, else the source."""
-    if event.direction == "inbound":
-        return event.dst_ip, event.dst_mac
-    return event.src_ip, event.src_mac
-
-
-def normalize_mac(mac: str) -> str:
-    return mac.strip().lower().replace("-", ":")
-
-
-def host_key(event: Event) -> str:
-    ip, mac = host_of(event)
-    endpoint = f"mac:{normalize_mac(mac)}" if mac else f"ip:{ip}"
-    return f"{event.tenant_id}|{event.utm_id}|{endpoint}"

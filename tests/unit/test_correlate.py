@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from pipeline.correlate import AlertChange, Correlator, make_alert_id
+from pipeline.correlate import AlertChange, Correlator, host_key, host_of, make_alert_id
 from pipeline.models import Event, Tenant, Verdict
 from pipeline.rules import load_policy
 
@@ -299,3 +299,20 @@ def test_verdict_with_grade_out_of_range_is_ignored(grade: int) -> None:
     c = correlator()
     [opened] = feed(c, ev(timedelta(0)))
     assert c.apply_verdict(verdict(opened.alert.alert_id, grade), T0) == []
+
+
+def test_host_is_source_unless_inbound() -> None:
+    out = replace(ev(MIN), src_mac="AA-BB-CC-00-11-22", dst_mac="ff:ff:ff:00:00:01")
+    assert host_of(out) == ("192.168.1.10", "AA-BB-CC-00-11-22")
+    assert host_of(replace(out, direction="internal")) == ("192.168.1.10", "AA-BB-CC-00-11-22")
+    assert host_of(replace(out, direction="inbound")) == ("203.0.113.9", "ff:ff:ff:00:00:01")
+
+
+def test_host_key_prefers_mac_and_is_scoped_to_tenant_and_utm() -> None:
+    plain = ev(MIN)
+    with_mac = replace(plain, src_mac="AA-BB-CC-00-11-22")
+    assert host_key(with_mac) == "t1|u1|mac:aa:bb:cc:00:11:22"
+    assert host_key(replace(with_mac, src_mac="aa:bb:cc:00:11:22")) == host_key(with_mac)
+    assert host_key(plain) == "t1|u1|ip:192.168.1.10"
+    assert host_key(replace(plain, utm_id="u2")) != host_key(plain)
+    assert host_key(replace(plain, direction="inbound")) == "t1|u1|ip:203.0.113.9"

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from pipeline.models import Event
-from pipeline.rules import PolicyError, Signal, host_key, host_of, load_policy
+from pipeline.rules import PolicyError, Signal, load_policy
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 POLICY = load_policy()
@@ -141,19 +140,3 @@ def test_broken_file_names_rule_and_problem(tmp_path: Path, body: str, message: 
 def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "absent.toml")
-
-
-def test_host_is_source_unless_inbound() -> None:
-    out = event(direction="outbound", src_mac="AA-BB-CC-00-11-22", dst_mac="ff:ff:ff:00:00:01")
-    assert host_of(out) == ("192.168.1.10", "AA-BB-CC-00-11-22")
-    assert host_of(replace(out, direction="internal")) == ("192.168.1.10", "AA-BB-CC-00-11-22")
-    assert host_of(replace(out, direction="inbound")) == ("203.0.113.5", "ff:ff:ff:00:00:01")
-
-
-def test_host_key_prefers_mac_and_is_scoped_to_tenant_and_utm() -> None:
-    with_mac = event(src_mac="AA-BB-CC-00-11-22")
-    assert host_key(with_mac) == "t1|u1|mac:aa:bb:cc:00:11:22"
-    assert host_key(replace(with_mac, src_mac="aa:bb:cc:00:11:22")) == host_key(with_mac)
-    assert host_key(event()) == "t1|u1|ip:192.168.1.10"
-    assert host_key(replace(event(), utm_id="u2")) != host_key(event())
-    assert host_key(event(direction="inbound")) == "t1|u1|ip:203.0.113.5"
