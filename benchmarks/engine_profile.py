@@ -1,5 +1,5 @@
-"""The worker's per-batch Python work without Faust or Kafka, under cProfile: what `DetectHandler.take_batch`
-does for each record (`Detector.take`), then `output_rows` and the store insert, in batches of 10,000.
+"""The worker's per-batch Python work without Kafka, under cProfile: what the detect processor does
+with a batch (`Detector.step`), then the step's store rows and their insert, in batches of 10,000.
 
     .venv/bin/python -m benchmarks.engine_profile [--events 100000] [--store] [--top 25]
 """
@@ -16,10 +16,9 @@ from datetime import datetime, timedelta, timezone
 
 from benchmarks.worker_load import make_load
 from pipeline.config import Settings
-from pipeline.engine import Detector, Outputs
+from pipeline.engine import Detector, InputRecord
 from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
-from pipeline.rows import output_rows
 from pipeline.io.store.backends import open_store
 from pipeline.io.store.migrate import apply_migrations
 
@@ -44,10 +43,9 @@ def main() -> int:
     started = time.perf_counter()
     profiler.enable()
     for first in range(0, len(records), BATCH):
-        out = Outputs()
-        for offset, (value, kind) in enumerate(records[first:first + BATCH], start=first):
-            detector.take(value, now, out, kind=kind, topic=kind, partition=0, offset=offset)
-        rows = output_rows(out)
+        batch = [InputRecord(kind, value, kind, 0, offset)
+                 for offset, (value, kind) in enumerate(records[first:first + BATCH], start=first)]
+        rows = detector.step(batch, now).rows
         if store is not None:
             for table, table_rows in rows.items():
                 if table_rows:

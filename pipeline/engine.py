@@ -16,17 +16,18 @@ import orjson
 from pipeline.config import Settings
 from pipeline.correlate import AlertChange, Correlator
 from pipeline.dedup import Deduper
-from pipeline.heartbeat import Incident, MonitorResult, Notice, UtmMonitor, registry_mailable
+from pipeline.heartbeat import Incident, MonitorResult, UtmMonitor, registry_mailable
 from pipeline.ingest import EventValidator
 from pipeline.ingest.validator import rejected
 from pipeline.mail.render import render_alert_mail, render_utm_mail, render_verdict_mail
 from pipeline.mail.timing import MAX_ALERTS_PER_MAIL, MailScheduler, split_for_mails
-from pipeline.models import Alert, Event, Heartbeat, Mail, Registry, Rejection, Tenant, UtmStatusChange, Verdict
+from pipeline.models import Alert, Event, Heartbeat, Mail, Notice, Registry, Rejection, Tenant, UtmStatusChange, Verdict, iso
 from pipeline.notices.windows import registry_windows
-from pipeline.mail.requests import MailRequest
+from pipeline.mail.requests import MailRequest, mail_requests
 from pipeline.mail.timing import TenantMailSchedule
 from pipeline.rules import Policy
-from pipeline.step import MailStep, RecordingDict, StateChanges, coalesced, mail_requests, route_of, state_key
+from pipeline.rows import alert_row, event_row, status_row
+from pipeline.step import MailStep, RecordingDict, StateChanges, coalesced, state_key
 
 MONITOR_KEY = state_key("", "monitor")
 
@@ -87,9 +88,17 @@ class DetectorStep:
 
     @property
     def rows(self) -> dict[str, list[dict[str, Any]]]:
-        from pipeline.rows import output_rows
-
-        return output_rows(self.outputs)
+        """The store's rows of this step, by table: every accepted event, the last version of each
+        alert that changed, status changes and signs of life."""
+        out = self.outputs
+        latest = {change.alert.alert_id: change.alert for change in out.alert_changes}
+        return {
+            "events": [event_row(s.event, None if s.signal < 0 else s.signal, s.alert_id) for s in out.events],
+            "alerts": [alert_row(alert) for alert in latest.values()],
+            "utm_status": [status_row(change) for change in out.status_changes],
+            "utm_last_seen": [{"tenant_id": tenant_id, "utm_id": utm_id, "last_seen": iso(last_seen)}
+                              for utm_id, tenant_id, last_seen in out.signs_of_life],
+        }
 
 
 class Detector:

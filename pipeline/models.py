@@ -18,6 +18,8 @@ REJECTION_REASONS = (
     "too_large", "invalid_json", "schema", "bad_timestamp",
     "unregistered_utm", "inactive_tenant", "inactive_utm",
 )
+NOTICE_KINDS = ("utm-down", "utm-down-reminder", "utm-recovered")
+SUPPRESSION_REASONS = ("mass_outage", "not_mailable", "down_not_mailed")
 GRADE_STARS = {3: "★★★", 2: "★★☆", 1: "★☆☆", 0: ""}
 MAIL_KINDS = ("alert", "utm-down", "utm-down-reminder", "utm-recovered", "investigation-report", "regrade",
               "maintenance-planned", "maintenance-emergency", "fault", "firmware", "notice-cancelled",
@@ -277,6 +279,48 @@ class UtmStatusChange:
 
     def to_record(self) -> dict[str, Any]:
         return _record(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A UTM status notice (the heartbeat monitor's decision about one customer notification);
+    only `mailed` ones become mails.
+
+    `reason` says why an unmailed one was held back. `day` is the local day of a reminder.
+    """
+
+    kind: str
+    utm_id: str
+    tenant_id: str
+    at: datetime
+    offline_since: datetime | None
+    last_seen: datetime | None
+    mailed: bool
+    reason: str | None = None
+    day: date | None = None
+
+    @property
+    def identity(self) -> str:
+        """Stable across restarts and replays: the base of the mail's Message-ID."""
+        if self.kind == "utm-down-reminder":
+            return f"{self.kind}/{self.utm_id}/{self.day.isoformat() if self.day else ''}"
+        return f"{self.kind}/{self.utm_id}/{iso(self.offline_since)}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "utm_id": self.utm_id, "tenant_id": self.tenant_id, "at": iso(self.at),
+            "offline_since": iso(self.offline_since), "last_seen": iso(self.last_seen),
+            "mailed": self.mailed, "reason": self.reason, "day": iso(self.day), "identity": self.identity,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "Notice":
+        def when(name: str) -> datetime | None:
+            return parse_time(data[name]) if data.get(name) else None
+
+        return cls(kind=data["kind"], utm_id=data["utm_id"], tenant_id=data["tenant_id"], at=parse_time(data["at"]),
+                   offline_since=when("offline_since"), last_seen=when("last_seen"), mailed=bool(data["mailed"]),
+                   reason=data.get("reason"), day=date.fromisoformat(data["day"]) if data.get("day") else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,16 +4,13 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import datetime, timezone
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from pipeline.bounds import json_text
 from pipeline.models import Alert, Event, Mail, Tenant, Utm, UtmStatusChange, iso
 from pipeline.notices.model import ServiceNotice
-
-if TYPE_CHECKING:
-    from pipeline.engine import Outputs
 
 NO_SIGNAL = -1
 
@@ -103,18 +100,3 @@ def notice_removed_row(notice_id: str, updated_at: datetime) -> dict[str, Any]:
 
 def utm_removed_row(utm_id: str, updated_at: datetime) -> dict[str, Any]:
     return {"utm_id": utm_id, "tenant_id": "", "active": 0, "updated_at": iso(updated_at), "deleted": 1}
-
-
-def output_rows(out: "Outputs") -> dict[str, list[dict[str, Any]]]:
-    """Rows of one step's outputs, by table. Only significant alert changes and the last version
-    of each alert in the step are kept: count-only updates are coalesced."""
-    latest: dict[str, Any] = {}
-    for change in out.alert_changes:
-        latest[change.alert.alert_id] = change.alert
-    return {
-        "events": [event_row(s.event, None if s.signal < 0 else s.signal, s.alert_id) for s in out.events],
-        "alerts": [alert_row(alert) for alert in latest.values()],
-        "utm_status": [status_row(change) for change in out.status_changes],
-        "utm_last_seen": [{"tenant_id": tenant_id, "utm_id": utm_id, "last_seen": iso(last_seen)}
-                          for utm_id, tenant_id, last_seen in out.signs_of_life],
-    }

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.correlate import AlertChange
-from pipeline.mail.requests import MailRequest
 from pipeline.models import Mail
 
 SEPARATOR = "\x1f"
@@ -20,10 +19,6 @@ SEPARATOR = "\x1f"
 
 def state_key(route: str, *parts: str) -> str:
     return SEPARATOR.join((route, *parts))
-
-
-def route_of(key: str) -> str:
-    return key.split(SEPARATOR, 1)[0]
 
 
 def coalesced(changes: list[AlertChange]) -> list[AlertChange]:
@@ -94,8 +89,3 @@ class RecordingDict(MutableMapping[str, Any]):
         out = {key: self.data.get(key) for key in self.changed}
         self.changed.clear()
         return out
-
-
-def mail_requests(changes: list[AlertChange], notices: list[Any]) -> list[MailRequest]:
-    return ([MailRequest.for_change(c) for c in changes]
-            + [MailRequest.for_notice(n) for n in notices if n.mailed])

@@ -1,46 +1,12 @@
-"""What the UTM monitor tells the rest of the pipeline: notices for customers, incidents for operators."""
+"""What the UTM monitor tells the rest of the pipeline: notices for customers (`models.Notice`, which
+the mail side reads too), incidents for operators."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from pipeline.models import UtmStatusChange, iso
-
-NOTICE_KINDS = ("utm-down", "utm-down-reminder", "utm-recovered")
-SUPPRESSION_REASONS = ("mass_outage", "not_mailable", "down_not_mailed")
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A decision about one customer notification; only `mailed` ones become mails.
-
-    `reason` says why an unmailed one was held back. `day` is the local day of a reminder.
-    """
-
-    kind: str
-    utm_id: str
-    tenant_id: str
-    at: datetime
-    offline_since: datetime | None
-    last_seen: datetime | None
-    mailed: bool
-    reason: str | None = None
-    day: date | None = None
-
-    @property
-    def identity(self) -> str:
-        """Stable across restarts and replays: the base of the mail's Message-ID."""
-        if self.kind == "utm-down-reminder":
-            return f"{self.kind}/{self.utm_id}/{self.day.isoformat() if self.day else ''}"
-        return f"{self.kind}/{self.utm_id}/{iso(self.offline_since)}"
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind, "utm_id": self.utm_id, "tenant_id": self.tenant_id, "at": iso(self.at),
-            "offline_since": iso(self.offline_since), "last_seen": iso(self.last_seen),
-            "mailed": self.mailed, "reason": self.reason, "day": iso(self.day), "identity": self.identity,
-        }
+from pipeline.models import Notice, UtmStatusChange, iso
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from pipeline.mail.ledger import Retrier
 from pipeline.models import Mail, iso, parse_time
+from pipeline.step import state_key
 
 PENDING, PARKED, DELIVERED, REFUSED, GAVE_UP = "pending", "parked", "delivered", "refused", "gave_up"
 OPEN = (PENDING, PARKED)
@@ -232,8 +233,6 @@ class DeliveryBook:
 
     @staticmethod
     def key_of(tenant_id: str, message_id: str) -> str:
-        from pipeline.step import state_key
-
         return state_key(tenant_id, message_id)
 
     def __contains__(self, key: str) -> bool:

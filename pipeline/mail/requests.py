@@ -8,12 +8,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from pipeline.correlate import AlertChange
-from pipeline.heartbeat import Notice
-from pipeline.models import Alert, Verdict, parse_time
+from pipeline.models import Alert, Notice, Verdict
 
 KINDS = ("alert", "verdict", "utm")
 
@@ -48,7 +46,7 @@ class MailRequest:
     def from_record(cls, data: dict[str, Any]) -> "MailRequest":
         kind = data["type"]
         if kind == "utm":
-            notice = notice_from_record(data["notice"])
+            notice = Notice.from_record(data["notice"])
             return cls("utm", notice.tenant_id, notice=notice)
         if kind not in KINDS:
             raise ValueError(f"unknown mail request type {kind!r}")
@@ -61,10 +59,6 @@ class MailRequest:
         return cls(kind, alert.tenant_id, change=change)
 
 
-def notice_from_record(data: dict[str, Any]) -> Notice:
-    def when(name: str) -> datetime | None:
-        return parse_time(data[name]) if data.get(name) else None
-
-    return Notice(kind=data["kind"], utm_id=data["utm_id"], tenant_id=data["tenant_id"], at=parse_time(data["at"]),
-                  offline_since=when("offline_since"), last_seen=when("last_seen"), mailed=bool(data["mailed"]),
-                  reason=data.get("reason"), day=date.fromisoformat(data["day"]) if data.get("day") else None)
+def mail_requests(versions: list[AlertChange], notices: list[Notice]) -> list[MailRequest]:
+    """What a step asks of mail timing: every alert version it publishes, and its mailed notices."""
+    return [MailRequest.for_change(c) for c in versions] + [MailRequest.for_notice(n) for n in notices if n.mailed]
