@@ -12,29 +12,13 @@ from zoneinfo import ZoneInfo
 from pipeline.models import THREAT_TYPES
 from pipeline.io.store.backends import Store, quote
 from pipeline.io.store.sqlfiles import query_sql
+from pipeline.io.store.views import typed_rows
 
 RETENTION_DAYS = 90
 PAGE_SIZE = 50
 ACTIONS = ("blocked", "disarmed", "detected", "allowed")
 BLOCKING = ("blocked", "disarmed")
-_TIMES = ("first_seen", "last_seen", "at", "offline_since", "ts", "starts_at", "ends_at", "published_at")
-_DAYS = ("day", "insurance_eligible_until")
 
-
-def typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Times and days as Python values (the embedded engine gives text, a server typed values)."""
-    for row in rows:
-        for name in _TIMES:
-            value = row.get(name)
-            if isinstance(value, str):
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                row[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-            elif isinstance(value, datetime) and value.tzinfo is None:
-                row[name] = value.replace(tzinfo=timezone.utc)
-        for name in _DAYS:
-            if isinstance(row.get(name), str):
-                row[name] = date.fromisoformat(row[name])
-    return rows
 
 
 @dataclass(frozen=True)
@@ -104,7 +88,7 @@ class TenantData:
         self.tz = tz
 
     def _q(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        return typed(self.store.query(query_sql(name), {"tenant": self.tenant_id, "tz": self.tz.key, **params}))
+        return typed_rows(self.store.query(query_sql(name), {"tenant": self.tenant_id, "tz": self.tz.key, **params}))
 
     def _span(self, period: Period) -> dict[str, Any]:
         return {"from": period.first, "to": period.last}
@@ -193,7 +177,7 @@ class TenantData:
     def peers_per_day(self, period: Period) -> dict[date, dict[str, float]]:
         """Only the days the view gives an average for (none for a day with fewer than 5 tenants)."""
         days: dict[date, dict[str, float]] = {}
-        for row in typed(self.store.query(query_sql("portal_page_peer_per_day"), self._span(period))):
+        for row in typed_rows(self.store.query(query_sql("portal_page_peer_per_day"), self._span(period))):
             if row["type"] in THREAT_TYPES:
                 days.setdefault(row["day"], {t: 0.0 for t in THREAT_TYPES})[row["type"]] = float(row["avg_detections"])
         return days

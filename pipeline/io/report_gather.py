@@ -1,7 +1,7 @@
 """One tenant's month, read from the portal views only (sql/queries/view_*.sql and report_*.sql)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,24 +12,10 @@ from pipeline.report.schedule import Month, local_instant, service_days
 from pipeline.report.summary import summarize
 from pipeline.io.store.backends import Store
 from pipeline.io.store.sqlfiles import query_sql
-from pipeline.io.store.views import read_view
+from pipeline.io.store.views import read_view, typed_rows
 
 
-_TIMES = ("first_seen", "last_seen", "at", "offline_since")
 
-
-def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Times and days as Python values: the embedded engine gives text, the server typed values."""
-    for row in rows:
-        for name in _TIMES:
-            value = row.get(name)
-            if isinstance(value, str):
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                row[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-        for name in ("day", "insurance_eligible_until", "service_start", "contract_end"):
-            if isinstance(row.get(name), str):
-                row[name] = date.fromisoformat(row[name])
-    return rows
 
 
 def gather_month(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, as_of: datetime) -> MonthData:
@@ -41,7 +27,7 @@ def gather_month(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, as_of
     zone = str(tz)
 
     def view(name: str, **extra: Any) -> list[dict[str, Any]]:
-        return _typed(read_view(store, name, tz=zone, from_day=first, to_day=last, **extra))
+        return typed_rows(read_view(store, name, tz=zone, from_day=first, to_day=last, **extra))
 
     tid = tenant.tenant_id
     before = store.query(query_sql("report_utm_status_before"), {"tenant": tid, "before": start})
@@ -51,7 +37,7 @@ def gather_month(store: Store, tenant: Tenant, month: Month, tz: ZoneInfo, as_of
         peers=view("portal_peer_average_daily") if days else [],
         alerts=[a for a in view("portal_alerts", tenant=tid)
                 if first <= a["first_seen"].astimezone(tz).date() <= last] if days else [],
-        utms=_typed(read_view(store, "portal_utm_status", tz=zone, tenant=tid)),
+        utms=typed_rows(read_view(store, "portal_utm_status", tz=zone, tenant=tid)),
         status_before={row["utm_id"]: row["status"] for row in before},
         status_changes=[c for c in view("portal_utm_status_changes", tenant=tid) if start <= c["at"] < end],
         categories=view("portal_threat_categories_daily", tenant=tid) if days else [],
@@ -63,7 +49,7 @@ def read_tenant(store: Store, tenant_id: str) -> Tenant | None:
     rows = store.query(query_sql("report_tenant"), {"tenant": tenant_id})
     if not rows:
         return None
-    row = _typed(rows)[0]
+    row = typed_rows(rows)[0]
     return Tenant(
         tenant_id=row["tenant_id"], name=row["name"], notify_emails=tuple(row["notify_emails"]),
         admin_emails=tuple(row["admin_emails"] or ()), locale=row["locale"] or "ja", service_start=row["service_start"], contract_end=row["contract_end"],

@@ -1,7 +1,7 @@
 """The contract's views and how `mimamori query` reads them (sql/queries/view_<name>.sql)."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 from pipeline.io.store.backends import Store
@@ -37,3 +37,24 @@ def read_view(store: Store, view: str, *, tz: str, tenant: str | None = None, ev
     params = {"tenant": tenant or "", "every_tenant": int(tenant is None and every_tenant),
               "from": from_day or FIRST_DAY, "to": to_day or LAST_DAY, "tz": tz}
     return store.query(query_sql(f"view_{view}"), params)
+
+
+TIME_COLUMNS = ("first_seen", "last_seen", "at", "offline_since", "ts", "starts_at", "ends_at", "published_at")
+DAY_COLUMNS = ("day", "insurance_eligible_until", "service_start", "contract_end")
+
+
+def typed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Times (UTC-aware) and days as Python values, in place: the embedded engine gives text, a
+    server typed values (naive in UTC)."""
+    for row in rows:
+        for name in TIME_COLUMNS:
+            value = row.get(name)
+            if isinstance(value, str):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                row[name] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            elif isinstance(value, datetime) and value.tzinfo is None:
+                row[name] = value.replace(tzinfo=timezone.utc)
+        for name in DAY_COLUMNS:
+            if isinstance(row.get(name), str):
+                row[name] = date.fromisoformat(row[name])
+    return rows
