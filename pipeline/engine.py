@@ -125,22 +125,23 @@ class Detector:
             elsewhere=elsewhere,
         )
 
-    def take(self, value: bytes, now: datetime, out: Outputs, *, kind: str = "event", topic: str = "",
-             partition: int | None = None, offset: int | None = None) -> Event | Heartbeat | None:
-        """Validate one raw record and, when accepted, apply it. Returns what was accepted."""
-        check = {"event": self.validator.check_event, "heartbeat": self.validator.check_heartbeat,
-                 "any": self.validator.check_record}[kind]
-        checked = check(value, now, topic=topic or kind, partition=partition, offset=offset)
+    # --- one record of a step (the outputs gather in `out`) -----------------------------------
+
+    def _take(self, record: InputRecord, now: datetime, out: Outputs) -> Event | Heartbeat | None:
+        """Validate a raw event or heartbeat and, when accepted, apply it. Returns what was accepted."""
+        check = {"event": self.validator.check_event, "heartbeat": self.validator.check_heartbeat}[record.kind]
+        checked = check(record.value, now, topic=record.topic or record.kind, partition=record.partition,
+                        offset=record.offset)
         if isinstance(checked, Rejection):
             out.rejections.append(checked)
             return None
         if checked is None:
             out.ignored += 1
             return None
-        self.apply(checked, now, out)
+        self._apply(checked, now, out)
         return checked
 
-    def apply(self, record: Event | Heartbeat, now: datetime, out: Outputs) -> None:
+    def _apply(self, record: Event | Heartbeat, now: datetime, out: Outputs) -> None:
         """Apply an accepted record; `now` is its arrival on the clock."""
         if isinstance(record, Heartbeat):
             tenant = self.registry.tenant_of(record.utm_id)
@@ -162,18 +163,11 @@ class Detector:
     def _life(self, utm_id: str, tenant_id: str, now: datetime, out: Outputs) -> None:
         self._collect(self.monitor.sign_of_life(utm_id, tenant_id, now), out)
 
-    def check(self, now: datetime, out: Outputs, read_until: datetime | None = None) -> None:
-        self._collect(self.monitor.check(now, read_until), out)
-
-    def apply_verdict(self, verdict: Verdict, now: datetime, out: Outputs) -> None:
+    def _verdict(self, verdict: Verdict, now: datetime, out: Outputs) -> None:
         changes = self.correlator.apply_verdict(verdict, now)
         if not changes:
             out.unknown_verdicts += 1
         out.alert_changes.extend(changes)
-
-    def expire(self, now: datetime) -> None:
-        self.deduper.expire(now)
-        self.correlator.expire(now)
 
     # --- the façade a driver uses -------------------------------------------------------------
 
@@ -216,13 +210,12 @@ class Detector:
             try:
                 if record.kind == "verdict":
                     verdict = Verdict.from_record(orjson.loads(record.value))
-                    self.apply_verdict(verdict, now, out)
-                    utm_id = self.correlator.utm_of(verdict.alert_id) or self._finished_utm.get(verdict.alert_id)
+                    self._verdict(verdict, now, out)
+                    utm_id = self.utm_of(verdict.alert_id)
                     if utm_id:
                         touched.add(utm_id)
                     continue
-                accepted = self.take(record.value, now, out, kind=record.kind, topic=record.topic,
-                                     partition=record.partition, offset=record.offset)
+                accepted = self._take(record, now, out)
                 if accepted is not None:
                     touched.add(accepted.utm_id)
             except Exception as exc:  # noqa: BLE001 - a record must never stop the batch
@@ -234,7 +227,7 @@ class Detector:
         out = Outputs()
         touched: set[str] = set()
         for record in records:
-            self.apply(record, now, out)
+            self._apply(record, now, out)
             touched.add(record.utm_id)
         return self._stepped(out, touched, monitor=False)
 
@@ -244,7 +237,7 @@ class Detector:
         judged silent for time beyond it."""
         out = Outputs()
         forgotten = self.monitor.forget_unless(self._watched)
-        self.check(now, out, read_until)
+        self._collect(self.monitor.check(now, read_until), out)
         touched = {c.utm_id for c in out.status_changes} | {n.utm_id for n in out.notices}
         step = self._stepped(out, touched, monitor=True)
         for utm_id in forgotten:

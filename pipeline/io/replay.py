@@ -15,7 +15,7 @@ import orjson
 from pipeline.config import Settings
 from pipeline.engine import Detector, DetectorStep, MailDesk
 from pipeline.ingest import EventValidator
-from pipeline.models import Mail, Registry, iso, parse_time
+from pipeline.models import Mail, Registry, Rejection, iso, parse_time
 from pipeline.notices.check import NoticeError, notice_from_wire
 from pipeline.notices.windows import apply_notice
 from pipeline.rules import Policy
@@ -115,15 +115,15 @@ class Replay:
         checked = self.validator.check_record(value, now, topic="replay", partition=None, offset=line)
         if checked is None:
             return
-        if not hasattr(checked, "utm_id"):
+        if isinstance(checked, Rejection):
             self.counts.rejected += 1
-            self.counts.by_reason[checked.reason] = self.counts.by_reason.get(checked.reason, 0) + 1  # type: ignore[union-attr]
-            self.emit({"record": "rejection", "reason": checked.reason, "detail": checked.detail, "line": line})  # type: ignore[union-attr]
+            self.counts.by_reason[checked.reason] = self.counts.by_reason.get(checked.reason, 0) + 1
+            self.emit({"record": "rejection", "reason": checked.reason, "detail": checked.detail, "line": line})
             return
         self.counts.accepted += 1
         detector = self._detector(checked.ts)  # started by the first accepted record: a rejected one changes nothing
         self.advance(max(now, checked.ts))
-        self._publish(detector.step_accepted([checked], self.clock))  # type: ignore[list-item, arg-type]
+        self._publish(detector.step_accepted([checked], self.clock))  # type: ignore[arg-type]  # advance() set it
 
     def _take_notice(self, value: bytes, line: int) -> bool:
         """A line that is a JSON object with a `notice_id` is a service notice (the record of the

@@ -9,7 +9,7 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.correlate import AlertChange
-from pipeline.engine import Detector, MailDesk, Outputs
+from pipeline.engine import Detector, InputRecord, MailDesk
 from pipeline.heartbeat import Notice
 from pipeline.models import Alert, Registry, Tenant, Utm, Verdict
 from pipeline.rules import load_policy
@@ -42,37 +42,33 @@ def detector(started_at: datetime, reg: Registry | None = None) -> Detector:
 
 def test_a_dropped_duplicate_is_a_sign_of_life_and_changes_nothing_else() -> None:
     d = detector(jst(9, 0))
-    first = Outputs()
-    d.take(event("e1", jst(9, 0)), jst(9, 0), first)
+    first = d.step([InputRecord("event", event("e1", jst(9, 0)))], jst(9, 0)).outputs
     assert (len(first.events), len(first.alert_changes)) == (1, 1)
-    d.check(jst(9, 10, 1), Outputs())
+    d.tick(jst(9, 10, 1))
     assert d.monitor.status_of("u1") == "offline"
-    again = Outputs()
-    assert d.take(event("e1", jst(9, 0)), jst(9, 12), again) is not None
-    assert (again.duplicates, again.events, again.alert_changes) == (1, [], [])
+    again = d.step([InputRecord("event", event("e1", jst(9, 0)))], jst(9, 12)).outputs
+    assert (again.rejections, again.duplicates, again.events, again.alert_changes) == ([], 1, [], [])
     assert [(c.status, c.at) for c in again.status_changes] == [("online", jst(9, 12))]
     assert [(n.kind, n.mailed) for n in again.notices] == [("utm-recovered", True)]
-    d.check(jst(9, 21), Outputs())
+    d.tick(jst(9, 21))
     assert d.monitor.status_of("u1") == "online"  # last seen 09:12, by the duplicate
 
 
 def test_an_ignored_heartbeat_is_no_sign_of_life_and_a_rejected_record_changes_nothing() -> None:
     d = detector(jst(9, 0))
-    out = Outputs()
     hb = orjson.dumps({"v": 1, "utm_id": "off", "ts": jst(9, 0).isoformat()})
-    assert d.take(hb, jst(9, 0), out, kind="heartbeat") is None
-    assert d.take(b'{"v": 1, "utm_id": "u1"', jst(9, 0), out, kind="heartbeat") is None
+    out = d.step([InputRecord("heartbeat", hb), InputRecord("heartbeat", b'{"v": 1, "utm_id": "u1"')], jst(9, 0)).outputs
     assert (out.ignored, [r.reason for r in out.rejections], out.status_changes) == (1, ["invalid_json"], [])
+    assert [r.topic for r in out.rejections] == ["heartbeat"]
     assert d.monitor.seen_count == 0
 
 
 def test_duplicates_keep_a_utm_online_past_the_timeout() -> None:
     d = detector(jst(9, 0))
-    d.take(event("e1", jst(9, 0)), jst(9, 0), Outputs())
+    d.step([InputRecord("event", event("e1", jst(9, 0)))], jst(9, 0))
     for minute in range(8, 40, 8):
-        d.take(event("e1", jst(9, 0)), jst(9, minute), Outputs())
-        out = Outputs()
-        d.check(jst(9, minute) + timedelta(minutes=5), out)
+        d.step([InputRecord("event", event("e1", jst(9, 0)))], jst(9, minute))
+        out = d.tick(jst(9, minute) + timedelta(minutes=5)).outputs
         assert out.status_changes == [] and out.notices == []
 
 
