@@ -322,7 +322,7 @@ class MailDesk:
 
     def restore(self, keyed: Iterable[tuple[str, Any]]) -> None:
         """Rebuild the tenants' schedules from saved state (keys as `MailStep.state` gave them: a
-        head per tenant and a record per pending alert)."""
+        head per tenant, a record per pending alert and one per mailed grade)."""
         s = self.settings
         for key, value in keyed:
             if value is None:
@@ -336,6 +336,8 @@ class MailDesk:
                 schedule.load_head(value)
             elif rest.startswith("pending\x1f"):
                 schedule.load_pending(value)
+            elif rest.startswith("mailed\x1f"):
+                schedule.load_mailed(rest.partition("\x1f")[2], value)
 
     def step(self, requests: Iterable[MailRequest], now: datetime) -> MailStep:
         """Take mail requests at `now`: mails that go at once (verdicts, UTM notices) come back;
@@ -365,6 +367,8 @@ class MailDesk:
             if schedule is not None:
                 for alert_id, record in schedule.drain_pending():
                     step.state.keyed[state_key(tenant_id, "pending", alert_id)] = record
+                for alert_id, mailed in schedule.drain_mailed():
+                    step.state.keyed[state_key(tenant_id, "mailed", alert_id)] = mailed
             if schedule is None or schedule.is_idle():
                 self.scheduler.tenants.pop(tenant_id, None)
                 step.state.keyed[state_key(tenant_id, "schedule")] = None
@@ -412,19 +416,15 @@ class MailDesk:
     def due(self, now: datetime) -> list[Mail]:
         """The alert mails due at `now`: per tenant, its pending alerts in mails of at most
         `MAX_ALERTS_PER_MAIL`, all at `now`, the highest grades in the first."""
-        arrivals = {(tenant_id, alert_id): waiting.arrival
-                    for tenant_id, schedule in self.scheduler.tenants.items()
-                    for alert_id, waiting in schedule.pending.items()}
         mails = []
-        for tenant_id, alerts in self.scheduler.take_due(now):
-            alerts = [a for a in alerts if self._mailable(tenant_id, a.last_seen)]
+        for tenant_id, taken in self.scheduler.take_due_pending(now):
+            taken = [w for w in taken if self._mailable(tenant_id, w.alert.last_seen)]
             tenant = self.tenant_of_id(tenant_id)
             if tenant is None:
                 continue
-            for part in split_for_mails(alerts, MAX_ALERTS_PER_MAIL):
-                mail = render_alert_mail(tenant, _highest_first(part), None, now, self.settings.tz)
-                arrived = min(arrivals.get((tenant_id, a.alert_id), now) for a in part)
-                mails.append(replace(mail, arrived_at=arrived))
+            for part in split_for_mails(taken, MAX_ALERTS_PER_MAIL):
+                mail = render_alert_mail(tenant, _highest_first([w.alert for w in part]), None, now, self.settings.tz)
+                mails.append(replace(mail, arrived_at=min(w.arrival for w in part)))
         return mails
 
 

@@ -25,6 +25,9 @@ from pipeline.io.store.migrate import apply_migrations
 from pipeline.io.store.sink import BatchingSink
 
 CHECK_EVERY = timedelta(minutes=1)
+UPKEEP_EVERY = timedelta(minutes=5)
+"""As the worker: alerts no in-time event can join any more are set aside, so the alerts an event
+is tried against stay those of the last correlation window, however long the replay."""
 Emit = Callable[[dict], None]
 
 
@@ -97,6 +100,7 @@ class Replay:
         self.validator = EventValidator(registry)
         self.desk = MailDesk(settings, registry.tenants.get)
         self.next_check: datetime | None = None
+        self.next_upkeep: datetime | None = None
         self.counts = ReplayCounts()
 
     def run(self, lines: Iterable[bytes], until: datetime | None = None) -> ReplayCounts:
@@ -154,17 +158,20 @@ class Replay:
     def advance(self, to: datetime) -> None:
         """Walk the clock to `to`, stopping at each heartbeat check and each mail that falls due."""
         assert self.detector is not None
-        if self.clock is None or self.next_check is None:
-            self.clock, self.next_check = to, to + CHECK_EVERY
+        if self.clock is None or self.next_check is None or self.next_upkeep is None:
+            self.clock, self.next_check, self.next_upkeep = to, to + CHECK_EVERY, to + UPKEEP_EVERY
             return
         while True:
-            stops = [t for t in (self.desk.next_due(), self.next_check) if t is not None and t <= to]
+            stops = [t for t in (self.desk.next_due(), self.next_check, self.next_upkeep) if t is not None and t <= to]
             if not stops:
                 break
             self.clock = max(self.clock, min(stops))
             if self.next_check <= self.clock:
                 self._publish(self.detector.tick(self.clock))
                 self.next_check += CHECK_EVERY
+            if self.next_upkeep <= self.clock:
+                self._publish(self.detector.upkeep(self.clock))
+                self.next_upkeep += UPKEEP_EVERY
             due = self.desk.next_due()
             if due is not None and due <= self.clock:
                 self._send(self.desk.due(self.clock))

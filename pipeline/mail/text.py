@@ -29,7 +29,8 @@ def one_line(text: str | None, limit: int = 200) -> str:
     """A single line without control or format characters (CR, LF, NUL, bidi overrides), cut at `limit`."""
     if not text:
         return ""
-    cleaned = "".join(" " if _is_control(c) else c for c in text)
+    # str.isprintable is False for every C* and Z* category but the space: most texts need no scan
+    cleaned = text if text.isprintable() else "".join(" " if _is_control(c) else c for c in text)
     cleaned = _SPACES.sub(" ", cleaned).strip()
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
