@@ -24,9 +24,6 @@ from pipeline.io.store.backends import Store, StoreError, StoreUnavailable
 log = logging.getLogger("mimamori")
 T = TypeVar("T")
 
-PARTITIONS = 6
-
-
 
 @dataclass
 class Context:

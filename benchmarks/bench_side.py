@@ -49,7 +49,7 @@ from benchmarks.bench_worker import (broker_pid, cpu_seconds, metric_values, pea
                                      start_pyspy, stop_pyspy, total)
 from benchmarks.worker_load import Load, make_load
 from pipeline.config import Topics
-from pipeline.io.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import PARTITIONS, ensure_topics, topic_specs
 from pipeline.models import parse_time
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import _wire_time
@@ -340,7 +340,7 @@ def run_peer(kafka: KafkaService, workdir: Path, load: Load, events_topic: str, 
                              "--store", str(workdir / "clickhouse"), "--state", str(workdir / "state"),
                              "--report", str(report)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     offsets = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "enable.auto.commit": False})
-    partitions = [TopicPartition(events_topic, p) for p in range(6)]
+    partitions = [TopicPartition(events_topic, p) for p in range(PARTITIONS)]
     try:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:

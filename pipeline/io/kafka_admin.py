@@ -62,7 +62,12 @@ class TopicSpec:
     """Set on every topic (MESSAGE_BYTES unless said): what the project may write there."""
 
 
-def topic_specs(topics: Topics, partitions: int = 6, *, dedup_window: timedelta = timedelta(hours=24)) -> list[TopicSpec]:
+PARTITIONS = 6
+"""Partitions of every topic the worker's members share (inputs keyed by UTM, its own topics keyed
+by UTM or tenant): at most this many workers have work. The one place this number is written."""
+
+
+def topic_specs(topics: Topics, partitions: int = PARTITIONS, *, dedup_window: timedelta = timedelta(hours=24)) -> list[TopicSpec]:
     """Inputs keyed by utm_id share one partition count so a UTM's events and heartbeats meet;
     the worker's own topics (alert changes and notices re-keyed by tenant, verdicts re-keyed by
     UTM, mails a server refused for good) are partitioned alike. Service notices have one partition,
@@ -186,7 +191,7 @@ def topic_configs(described: Any) -> dict[str, dict[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", default=None)
-    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--partitions", type=int, default=PARTITIONS)
     args = parser.parse_args()
     settings = load_settings()
     created = ensure_topics(args.bootstrap or settings.kafka, topic_specs(settings.topics, args.partitions),

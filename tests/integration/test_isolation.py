@@ -14,6 +14,7 @@ from kafka import KafkaAdminClient
 
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
+from pipeline.io.kafka_admin import PARTITIONS
 from pipeline.io.store.backends import open_store
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.worker import WorkerProcess, committed_everything, group_names, one_tenant_registry, produce, wait_for
@@ -73,7 +74,7 @@ def pair(kafka: KafkaService, smtp_server: SmtpSink, tmp_path_factory: pytest.Te
 
 def test_two_prefixes_share_no_group_and_no_state_topic(pair: tuple[WorkerProcess, WorkerProcess]) -> None:
     a, b = pair
-    wait_for(lambda: all(w.health().get("partitions", {}).get("detect") == list(range(6)) for w in pair),
+    wait_for(lambda: all(w.health().get("partitions", {}).get("detect") == list(range(PARTITIONS)) for w in pair),
              timeout=90, message="each deployment's worker owns all six partitions of its own group")
     groups = group_names(a.bootstrap)
     admin = KafkaAdminClient(bootstrap_servers=a.bootstrap)

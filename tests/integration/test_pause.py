@@ -12,6 +12,7 @@ import signal
 import time
 from pathlib import Path
 
+from pipeline.io.kafka_admin import PARTITIONS
 from pipeline.registry_file import registry_from_data
 from mimamori.producer import registry_records
 from tests.support.heartbeats import Heartbeats
@@ -39,18 +40,18 @@ def test_a_paused_worker_mails_nobody_wrongly(kafka: KafkaService, own_smtp_serv
         a.start()
         produce(kafka.bootstrap, registry_records(registry, a.topics))
         b.start()
-        wait_for(lambda: _owned(a) + _owned(b) == 6 and _owned(a) > 0 and _owned(b) > 0, timeout=120,
+        wait_for(lambda: _owned(a) + _owned(b) == PARTITIONS and _owned(a) > 0 and _owned(b) > 0, timeout=120,
                  message="both workers own detect partitions")
         with Heartbeats(a, UTMS) as beats:
             wait_for(lambda: all(n >= 12 for n in beats.sent.values()), timeout=60, message="12 s of heartbeats")
             assert a.proc is not None
             os.kill(a.proc.pid, signal.SIGSTOP)
             try:
-                wait_for(lambda: _owned(b) == 6, timeout=90, message="the other worker takes every partition")
+                wait_for(lambda: _owned(b) == PARTITIONS, timeout=90, message="the other worker takes every partition")
                 time.sleep(float(TIMEOUT[:-1]) + 4)  # the paused worker's state grows older than the timeout
             finally:
                 os.kill(a.proc.pid, signal.SIGCONT)
-            wait_for(lambda: _owned(a) > 0 and _owned(a) + _owned(b) == 6, timeout=120,
+            wait_for(lambda: _owned(a) > 0 and _owned(a) + _owned(b) == PARTITIONS, timeout=120,
                      message="the resumed worker rejoins")
             time.sleep(float(TIMEOUT[:-1]) * 2)  # every check of both workers has run on fresh input
             wrong = {k: n for k, n in _kinds(own_smtp_server).items() if k[0].startswith("utm-")}

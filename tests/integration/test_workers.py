@@ -17,6 +17,7 @@ from agents.runtime.partitioning import partition_for
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation
+from pipeline.io.kafka_admin import PARTITIONS
 from pipeline.io.store.backends import open_store
 from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink
@@ -120,7 +121,7 @@ def spread_silent(count: int) -> list[str]:
     """`count` UTMs from every partition in turn, so that both workers own some of them."""
     by_partition: dict[int, list[str]] = collections.defaultdict(list)
     for utm_id in FLEET:
-        by_partition[partition_for(utm_id, 6)].append(utm_id)
+        by_partition[partition_for(utm_id, PARTITIONS)].append(utm_id)
     chosen: list[str] = []
     while len(chosen) < count:
         for members in by_partition.values():
@@ -145,7 +146,7 @@ def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pyt
         time.sleep(10)  # every UTM seen, past the start-up grace
         silent = spread_silent(10)
         owners = {w.web_port for w in (a, b) for u in silent
-                  if partition_for(u, 6) in w.health().get("partitions", {}).get("detect", [])}
+                  if partition_for(u, PARTITIONS) in w.health().get("partitions", {}).get("detect", [])}
         beats.silent.update(silent)
         wait_for(lambda: all(_gauge(w, "mimamori_mass_outage") == 1 for w in (a, b)), timeout=40,
                  message="both workers declare the mass outage")

@@ -17,7 +17,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.config import Topics
-from pipeline.io.kafka_admin import ensure_topics, topic_specs
+from pipeline.io.kafka_admin import PARTITIONS, ensure_topics, topic_specs
 from tests.support.services import ROOT, free_port
 
 def _report_day_not_due() -> str:
@@ -194,7 +194,7 @@ def one_tenant_registry(tenant_id: str, name: str, emails: list[str], utm_ids: l
     }
 
 
-def committed_everything(bootstrap: str, group: str, topics: list[str], partitions: int = 6) -> bool:
+def committed_everything(bootstrap: str, group: str, topics: list[str], partitions: int = PARTITIONS) -> bool:
     """Whether `group` committed every partition of `topics` up to its end."""
     from kafka import TopicPartition
 

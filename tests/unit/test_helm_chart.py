@@ -9,6 +9,7 @@ with the small line parsers below, which only need the chart's own plain layout.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from pipeline.config import ENVIRONMENT, Settings, load_settings
+from pipeline.io.kafka_admin import PARTITIONS
 from tests.support import tools
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "mimamori"
@@ -147,6 +149,15 @@ def test_the_env_block_sets_every_variable() -> None:
 def test_the_parser_reads_nesting_quotes_and_comments() -> None:
     parsed = parse_values('a:\n  b: "09:00"  # c\n  d:\n    e: x # y\nf: {cpu: 1}\n  # g: 2\n')
     assert parsed == {"a": None, "a.b": "09:00", "a.d": None, "a.d.e": "x", "f": "{cpu: 1}"}
+
+
+def test_the_workers_replicas_stop_at_the_partition_count() -> None:
+    """The chart cannot import PARTITIONS: its schema's bound and the values' comment follow it here."""
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    assert schema["properties"]["replicaCount"]["maximum"] == PARTITIONS
+    assert f"({PARTITIONS} per topic)" in (CHART / "values.yaml").read_text(encoding="utf-8")
+    runbook = (CHART / "templates" / "prometheusrule.yaml").read_text(encoding="utf-8")
+    assert f"({PARTITIONS} at most, the partition count)" in runbook
 
 
 # --- with the helm binary (scripts/tools.sh builds it; required, never skipped) ----------------
