@@ -1,4 +1,4 @@
-"""What every agent of one worker shares: settings, topics, the registry, the store, metrics."""
+"""What every processor and timer of one worker shares: settings, topics, the registry, the store, metrics."""
 from __future__ import annotations
 
 import asyncio
@@ -125,8 +125,8 @@ class Context:
 
     async def durably(self, what: str, action: Callable[[], T], *, first_delay: float = 0.5,
                       max_delay: float = 30.0) -> T:
-        """Run a blocking store call in a thread until it succeeds. The input of the batch is not
-        acknowledged meanwhile: that is the backpressure. An unavailable store is waited for
+        """Run a blocking store call in a thread until it succeeds. The caller's batch is not
+        committed meanwhile: that is the backpressure. An unavailable store is waited for
         (transient: retried with backoff, shown in /health and the failure metric); any other
         `StoreError` means retrying cannot help (permanent) and is raised for the caller to
         dead-letter what it was writing."""
@@ -149,9 +149,9 @@ class Context:
 
     async def deliver_all(self, what: str, send: Callable[[], Awaitable[None]], *,
                           max_delay: float = 30.0) -> None:
-        """Send a batch's Kafka messages and wait for their acknowledgement, again until it works:
-        a batch whose messages failed must not be acknowledged. Messages sent twice are harmless
-        downstream (same alert versions, same mails by Message-ID)."""
+        """Send messages that belong to no partition's transaction (the monthly report's mails) and
+        wait for their acknowledgement, again until it works: the caller goes on only once Kafka has
+        them. A mail sent twice is harmless (the sender's ledger knows its Message-ID)."""
         delay = 0.5
         while True:
             try:

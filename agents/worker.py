@@ -1,4 +1,5 @@
-"""Builds the whole worker: the Faust app with every agent, table, timer and web page registered."""
+"""Builds the whole worker: its processors, follower, timers and web pages, in a Faust shell that starts
+and stops them (agents.runtime.shell)."""
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,8 @@ from pipeline.io.store.migrate import apply_migrations
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 STALLED_AFTER = 120.0
-"""An agent with input that made no progress for this long makes /health answer 503."""
+"""A processor with input waiting, or a timer, that made no progress for this long (a timer: at least
+three of its intervals) makes /health answer 503."""
 
 
 def build_app(settings: Settings, *, store: Store | None = None,

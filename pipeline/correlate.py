@@ -13,8 +13,9 @@ bounded evidence: a few values per field, at most `MAX_CATEGORIES` categories an
 stays below ~100 KB whatever its events carry. `state_for` / `snapshot` give a UTM's whole state
 in one value, for tests and benchmarks. Once no in-time event can join an alert any more,
 `expire` moves it to `finished` (alert_id -> alert record), an injectable mapping kept
-`retention` long so that verdicts still find it; the worker may pass a table there. All times are
-event times except `now`, which stamps `updated_at` and drives that retention.
+`retention` long so that verdicts still find it (the Detector passes one that records its changes,
+which a driver saves as state). All times are event times except `now`, which stamps `updated_at`
+and drives that retention.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The logic of the pipeline over plain data, shared by the Faust worker and `mimamori replay`.
+"""The logic of the pipeline over plain data, shared by the worker's processors and `mimamori replay`.
 
 `Detector` is everything keyed by UTM: validation, dedup, correlation and grading, signs of life
 and UTM status. `MailDesk` is everything keyed by tenant: when alert mails go, and rendering every
@@ -354,7 +354,7 @@ class MailDesk:
         return self._stepped(mails, tenants)
 
     def tick(self, now: datetime) -> MailStep:
-        """Send what fell due by `now`."""
+        """The alert mails that fell due by `now`, for the driver to send."""
         due = {t for t, s in self.scheduler.tenants.items() if (at := s.due_at()) is not None and at <= now}
         if not due:
             return MailStep()

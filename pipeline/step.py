@@ -2,8 +2,9 @@
 
 The worker and `mimamori replay` drive the same façades (`pipeline.engine`); both publish by the one
 rule here, so the alert versions on `alerts`, in the store and offered to mail timing are the same.
-State is a flat map of keys to JSON values (None: removed); a key starts with the routing key it
-belongs to (a `utm_id` or `tenant_id`), so a driver can keep each key beside its input partition.
+State is a flat map of keys to JSON values (None: removed); a key starts with the `utm_id` or
+`tenant_id` it belongs to (`state_key`), and a driver keeps a step's keys beside the input partition
+the step came from.
 """
 from __future__ import annotations
 

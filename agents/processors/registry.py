@@ -1,5 +1,5 @@
-"""The registry: every worker follows the compacted registry topics into memory; one mirror
-agent writes them to the store for the portal views. Both take a record only if it passes the
+"""The registry: every worker follows the compacted registry topics into memory; a mirror processor
+per topic writes them to the store for the portal views. Both take a record only if it passes the
 check `registry load` makes."""
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ class _Mirror:
 
 
 def register_mirrors(ctx: Context) -> None:
-    """One agent per compacted registry topic (run by whichever worker owns its single partition)
-    writes each record to the store's registry table, which the portal views join; a null value
+    """One processor per compacted registry topic (run by whichever worker owns its single partition)
+    puts each record's row on the store-rows topic for the store's registry table, which the portal
+    views join; a null value
     writes a removal; a record that fails its check is dead-lettered (the previous row stays)."""
     topics = ctx.settings.topics
     for mirror in (
@@ -82,7 +83,7 @@ def register_mirrors(ctx: Context) -> None:
 
 
 class _MirrorHandler(StatelessHandler):
-    """Writes each registry record to the store's registry table; a null value writes a removal."""
+    """Each registry record as a store row (on the store-rows topic); a null value as a removal row."""
 
     def __init__(self, ctx: Context, mirror: _Mirror) -> None:
         self.ctx = ctx

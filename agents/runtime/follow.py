@@ -5,7 +5,7 @@ windows, the alert routes, the fleet's silence) is read by one `Follower`: one K
 a consumer group (`read_committed`: an aborted write is never taken) that reads each followed topic
 from its beginning and then keeps up with it, and hands every record to its topic's book. It runs
 as a task on the worker's event loop, so a dict a book keeps changes only between two awaits of
-whoever iterates it, never under its feet (the thread followers it replaces did).
+whoever iterates it, never under its feet.
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Where a keyed record lives: the Kafka default partitioner (murmur2, as kafka-python and aiokafka
 producers use) over its routing key — the `utm_id` or `tenant_id` the input topics are keyed by.
-Saved state goes to the partition of the input it belongs to, so its owner restores it."""
+The worker itself never computes it (a step's saved state goes to the state partition of the input
+partition whose transaction carries it); tests use it to find the partition, and so the worker, of
+a UTM."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -10,6 +12,5 @@ from kafka.partitioner.default import murmur2
 
 @lru_cache(maxsize=1 << 18)
 def partition_for(route: str, partitions: int) -> int:
-    """Cached: it is asked for every saved dedup pair and state key, mostly of the same UTMs
-    (murmur2 in pure Python was 3% of a draining worker's samples)."""
+    """Cached: murmur2 is pure Python."""
     return (murmur2(route.encode()) & 0x7FFFFFFF) % partitions

@@ -1,4 +1,4 @@
-"""`mimamori worker`: run the pipeline (the Faust worker) against the configured Kafka."""
+"""`mimamori worker`: run the worker (its processors and timers, in a Faust shell) against the configured Kafka."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from pipeline.clock import ShiftedClock
 from pipeline.config import Settings
 from pipeline.models import parse_time
 
-HELP = "run the pipeline: the Faust worker consuming the UTM topics"
+HELP = "run the pipeline: the worker consuming the UTM topics"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """The UTM status machine (CONTRACT.md, "UTM status"): never_seen -> online <-> offline.
 
-Pure: the clock comes in as `now` (aware UTC). The worker keeps `state_of` of each UTM in a table
-keyed utm_id and `monitor_state` once; `load` and `load_monitor_state` rebuild it after a restart.
+Pure: the clock comes in as `now` (aware UTC). A driver saves `state_of` of each UTM (keyed by its
+utm_id) and `monitor_state` once; `load` and `load_monitor_state` rebuild it after a restart.
 
 Online UTMs are kept in two silence schedules: `_online` (heard within half the timeout at the
 last check) and `_quiet` (silent longer than that). The mass-outage guard counts the quiet and the

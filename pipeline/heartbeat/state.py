@@ -1,4 +1,4 @@
-"""The state of one UTM as the monitor keeps it, and its JSON form for a table keyed utm_id."""
+"""The state of one UTM as the monitor keeps it, and its JSON form as a driver saves it (keyed by utm_id)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -31,7 +31,7 @@ Every record the worker writes to a topic with this limit is bounded far below i
   state head, its life record, the monitor's record: under 1 KB;
 - the dedup log: each batch's pairs cut into messages of at most 512 KiB (pipeline.bounds);
 - registry records, notices, routed verdicts, alert routes,
-  store markers, the fleet book, credentials: small records written by the project's own tools."""
+  the store's insert intents, the fleet book, credentials: small records written by the project's own tools."""
 
 VERDICT_BYTES = 256 * 1024
 """`verdicts`: an analyst's note is a few lines. A verdict travels on inside a mail request with

@@ -1,9 +1,9 @@
 """How every Kafka client of mimamori connects: TLS, SASL and the CA file of the contract's
 `MIMAMORI_KAFKA_SECURITY` settings, as options for the two client libraries the project uses.
 
-Every place that builds a Kafka client passes `**aiokafka_options(settings)` (aiokafka, the
-worker's runtime) or `**kafka_python_options(settings)` (kafka-python: the CLI, the admin, the
-followers). The password lives only in these options: it is never logged (the settings' repr
+Every place that builds a Kafka client passes `**aiokafka_options(settings)` (aiokafka: the
+worker's processors, publisher and follower, the gateway) or `**kafka_python_options(settings)`
+(kafka-python: the CLI's producers and topic readers, the topic admin). The password lives only in these options: it is never logged (the settings' repr
 leaves it out) and never part of a URL.
 """
 from __future__ import annotations

@@ -47,7 +47,7 @@ class TenantMailSchedule:
     Saved as bounded records: a head (`head_state`: the last mail), one record per pending alert
     (`drain_pending`) and one per mailed grade (`drain_mailed`), because a tenant may have thousands
     of alerts pending or mailed at once (3,001 pending were a 7 MB record). `to_state` gives it
-    whole, for tests and replay.
+    whole, for tests.
 
     Every operation is linear in the alerts it touches, not in the alerts held: the earliest
     arrival (and earliest ★★★ arrival) of the pending alerts and the oldest mailed grade are the
@@ -178,7 +178,7 @@ class TenantMailSchedule:
                 self.mailed_changed.add(alert_id)
 
     def is_idle(self) -> bool:
-        """Nothing pending and nothing remembered: the worker may drop this tenant's table entry."""
+        """Nothing pending and nothing remembered: the mail desk forgets the tenant (and removes its saved head)."""
         return not self.pending and not self.mailed
 
     def to_state(self) -> dict[str, Any]:
@@ -252,7 +252,7 @@ class TenantMailSchedule:
 
 
 class MailScheduler:
-    """One schedule per tenant, for replay; tenants are never mixed in one mail."""
+    """One schedule per tenant (a MailDesk's, in the worker and in replay); tenants are never mixed in one mail."""
 
     def __init__(
         self, group_wait: timedelta, group_interval: timedelta, urgent_wait: timedelta,

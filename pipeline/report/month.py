@@ -1,4 +1,4 @@
-"""What the report is made from: one tenant's month as plain data (`gather` reads it from the store)."""
+"""What the report is made from: one tenant's month as plain data (pipeline.io.report_gather reads it from the store)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
