@@ -1,34 +1,10 @@
-"""What was delivered, and when to try again: the sender checks the ledger, sends, records."""
+"""When to try a mail again: backoff with a deterministic jitter, for the sender's deliveries
+(pipeline.mail.delivery, whose DeliveryBook is the ledger of what was delivered)."""
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import MutableMapping
-
-
-class DeliveryLedger:
-    """Message-ID -> delivery time (epoch seconds); the store may be a Faust table."""
-
-    def __init__(self, store: MutableMapping[str, float] | None = None) -> None:
-        self.store: MutableMapping[str, float] = {} if store is None else store
-
-    def delivered(self, message_id: str) -> bool:
-        return message_id in self.store
-
-    def delivered_at(self, message_id: str) -> datetime | None:
-        at = self.store.get(message_id)
-        return None if at is None else datetime.fromtimestamp(at, timezone.utc)
-
-    def record(self, message_id: str, at: datetime) -> None:
-        self.store.setdefault(message_id, at.timestamp())
-
-    def forget_before(self, horizon: datetime) -> int:
-        """Drop entries older than horizon (only mails that can no longer be re-sent); returns how many."""
-        old = [message_id for message_id, at in self.store.items() if at < horizon.timestamp()]
-        for message_id in old:
-            del self.store[message_id]
-        return len(old)
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.mail.ledger import DeliveryLedger, Retrier, next_attempt
+from pipeline.mail.ledger import Retrier, next_attempt
 from pipeline.mail.render import render_utm_mail
 from pipeline.io.smtp import (
     MaildirTransport, PermanentMailError, SmtpTransport, TransientMailError, _classify, envelope_sender,
@@ -85,20 +85,6 @@ def test_smtp_answers_are_classified() -> None:
     some = smtplib.SMTPRecipientsRefused({"a@x": (550, b"no"), "b@x": (450, b"busy")})
     assert isinstance(_classify(every), PermanentMailError)
     assert isinstance(_classify(some), TransientMailError)
-
-
-def test_ledger_records_once_and_forgets_old_entries() -> None:
-    store: dict[str, float] = {}
-    ledger = DeliveryLedger(store)
-    assert not ledger.delivered("<m1@mimamori>")
-    ledger.record("<m1@mimamori>", T0)
-    ledger.record("<m1@mimamori>", T0 + timedelta(hours=1))
-    assert ledger.delivered("<m1@mimamori>")
-    assert ledger.delivered_at("<m1@mimamori>") == T0
-    ledger.record("<m2@mimamori>", T0 + timedelta(days=10))
-    assert ledger.forget_before(T0 + timedelta(days=1)) == 1
-    assert list(store) == ["<m2@mimamori>"]
-    assert DeliveryLedger().delivered("<m1@mimamori>") is False
 
 
 def test_backoff_grows_is_capped_and_deterministic() -> None:
