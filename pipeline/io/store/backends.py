@@ -5,6 +5,7 @@ text runs on both (the server's own `{name:Type}` parameters do not exist on old
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ class Store(Protocol):
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
     def insert(self, table: str, rows: list[dict[str, Any]], dedup_token: str | None = None) -> None: ...
+
+    def insert_json(self, table: str, body: bytes, dedup_token: str | None = None) -> None:
+        """Rows given as one JSON array of objects (bytes), as they travel on the store-rows topic."""
+        ...
 
     def close(self) -> None: ...
 
@@ -139,13 +144,37 @@ class ChdbStore:
         return [orjson.loads(line) for line in data.splitlines() if line.strip()]
 
     def insert(self, table: str, rows: list[dict[str, Any]], dedup_token: str | None = None) -> None:
-        if not rows:
-            return
+        if rows:
+            self.insert_json(table, orjson.dumps(rows, option=orjson.OPT_UTC_Z), dedup_token)  # one array: one dumps
+
+    def insert_json(self, table: str, body: bytes, dedup_token: str | None = None) -> None:
+        """The bytes go to the engine's JSONEachRow parser as they are, through chdb's streaming
+        insert: no Python object per row or field, no copy into the query text (which cost the
+        engine twice: 200,000 event rows in batches of 20,000 took 9.7 us of CPU a row from
+        dicts through the query text, 5-6 us from bytes through the streaming insert)."""
+        from chdb import ChdbError
+
         settings = ["date_time_input_format = 'best_effort'"]
         if dedup_token:
             settings.append(f"insert_deduplication_token = {quote(dedup_token)}")
-        body = orjson.dumps(rows, option=orjson.OPT_UTC_Z).decode()  # JSONEachRow takes one array of objects: one dumps
-        self._run(f"INSERT INTO {_table_name(table)} SETTINGS {', '.join(settings)} FORMAT JSONEachRow\n{body}")
+        statement = f"INSERT INTO {_table_name(table)} SETTINGS {', '.join(settings)}"
+        with self._lock:
+            if self._session is None:
+                raise StoreError(f"store {self.url} is closed")
+            try:
+                inserting = self._session.send_insert(statement, "JSONEachRow")
+                try:
+                    inserting.append(body)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        inserting.cancel()
+                    raise
+                inserting.finish()
+            except (ChdbError, RuntimeError) as exc:
+                message = str(exc).strip()
+                if message.startswith("Streaming insert"):  # chdb's wrapper: the engine's own words follow
+                    message = message.split(": ", 1)[-1]
+                raise StoreError(message) from None
 
     def close(self) -> None:
         with _chdb_lock:
@@ -203,7 +232,8 @@ def _parse_datetime(value: Any) -> Any:
     return value
 
 
-def _converter(ch_type: str) -> Callable[[Any], Any]:
+def _converter(ch_type: str) -> Callable[[Any], Any] | None:
+    """What a value from a row needs before the driver takes it; None: nothing (most columns)."""
     inner = ch_type
     for wrapper in ("LowCardinality(", "Nullable("):
         if inner.startswith(wrapper):
@@ -214,16 +244,18 @@ def _converter(ch_type: str) -> Callable[[Any], Any]:
         return lambda v: date.fromisoformat(v) if isinstance(v, str) else v
     if inner.startswith("Array("):
         item = _converter(inner[len("Array("):-1])
+        if item is None:
+            return lambda v: v if v is not None else []
         return lambda v: [item(x) for x in v] if v is not None else []
     if inner.startswith(("UInt", "Int")):
         return lambda v: int(v) if isinstance(v, bool) else v
-    return lambda v: v
+    return None
 
 
 @dataclass
 class _Columns:
     names: list[str]
-    converters: list[Callable[[Any], Any]]
+    converters: list[Callable[[Any], Any] | None]
 
 
 def _is_connection_error(exc: Exception) -> bool:
@@ -309,13 +341,25 @@ class ServerStore:
         columns = self._table_columns(_table_name(table))
         present = [i for i, name in enumerate(columns.names) if name in rows[0]]
         names = [columns.names[i] for i in present]
-        converters = [columns.converters[i] for i in present]
-        data = [tuple(convert(row.get(name)) for name, convert in zip(names, converters)) for row in rows]
+        data = []  # columnar: one list per column, the driver packs each whole; a converter only where needed
+        for i, name in zip(present, names):
+            convert = columns.converters[i]
+            values = [row.get(name) for row in rows]
+            data.append(values if convert is None else list(map(convert, values)))
         settings: dict[str, Any] = {}
         if dedup_token and self.supports_dedup_token():
             settings["insert_deduplication_token"] = dedup_token
         statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES"
-        self._call(lambda: self._client.execute(statement, data, settings=settings or None))
+        self._call(lambda: self._client.execute(statement, data, settings=settings or None, columnar=True))
+
+    def insert_json(self, table: str, body: bytes, dedup_token: str | None = None) -> None:
+        try:
+            rows = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise StoreError(f"rows for {table}: {exc}") from None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise StoreError(f"rows for {table}: expected a JSON array of objects")
+        self.insert(table, rows, dedup_token)
 
     def close(self) -> None:
         self._client.disconnect()
