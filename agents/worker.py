@@ -26,6 +26,7 @@ from pipeline.models import Registry
 from pipeline.redact import redact_url
 from pipeline.rules import load_policy
 from pipeline.io.store.backends import Store, StoreHeld, open_store
+from pipeline.io.store.holder import HeldStore
 from pipeline.io.store.migrate import apply_migrations
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -62,6 +63,7 @@ def build_app(settings: Settings, *, store: Store | None = None,
     report.register(ctx)
     if store is not None:
         store_side.register(ctx)
+        _watch_holder(ctx)
     else:
         ctx.guarded_timer(CLAIM_STORE_EVERY, "claim-store", lambda: _claim_later(ctx))
 
@@ -73,13 +75,25 @@ def build_app(settings: Settings, *, store: Store | None = None,
 def _claim_store(settings: Settings) -> Store | None:
     """The store, migrated; None when it is an embedded store another worker holds: then this
     worker runs everything but the store processor (rows wait in Kafka for the one that holds it)."""
-    try:
-        store = open_store(settings.clickhouse, create=True)  # it migrates the store at start
+    try:  # it migrates the store at start; an embedded one runs in a process of its own (the holder)
+        store = open_store(settings.clickhouse, create=True, own_process=True)
     except StoreHeld as exc:
         log.warning("%s; this worker leaves the store to it", exc)
         return None
-    apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
+    try:
+        apply_migrations(store, str(settings.tz), datetime.now(timezone.utc))
+    except BaseException:
+        store.close()
+        raise
     return store
+
+
+def _watch_holder(ctx: Context) -> None:
+    """The embedded store's process in /metrics (only a worker that holds the embedded store has one)."""
+    holder = ctx.store
+    if isinstance(holder, HeldStore):
+        ctx.metrics.watch_store_holder(lambda: (holder.pid is not None, holder.rss_bytes(), holder.restarts))
+        log.info("the embedded store runs in process %s", holder.pid)
 
 
 CLAIM_STORE_EVERY = 10.0
@@ -93,6 +107,7 @@ async def _claim_later(ctx: Context) -> None:
     if store is not None:
         ctx.store = store
         log.info("this worker now holds the store %s", redact_url(ctx.settings.clickhouse))
+        _watch_holder(ctx)
         await store_side.register_now(ctx)
 
 

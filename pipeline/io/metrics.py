@@ -11,7 +11,7 @@ import time
 from typing import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 GRADES = ("3", "2", "1", "0")
@@ -46,6 +46,8 @@ class _Ages(Collector):
         self._clock = clock
         self.waiting_mails: dict[str, tuple[float, str]] = {}
         self.newest_rows: dict[str, float] = {}
+        self.store_holder: Callable[[], tuple[bool, int, int]] | None = None
+        """(running, RSS bytes, restarts) of the embedded-store process, in the worker that holds it."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = self._clock()
@@ -65,6 +67,14 @@ class _Ages(Collector):
         for table, at in sorted(self.newest_rows.items()):
             newest.add_metric([table], max(0.0, now - at))
         yield newest
+        if self.store_holder is not None:
+            up, rss, restarts = self.store_holder()
+            yield GaugeMetricFamily("mimamori_store_holder_up", "1 while this worker's embedded-store process runs "
+                                    "(only the worker that holds the embedded store has one)", value=1.0 if up else 0.0)
+            yield GaugeMetricFamily("mimamori_store_holder_rss_bytes",
+                                    "Resident memory of this worker's embedded-store process", value=float(rss))
+            yield CounterMetricFamily("mimamori_store_holder_restarts", "Embedded-store processes started again "
+                                      "after one ended (killed, out of memory)", value=float(restarts))
 
 
 class Metrics:
@@ -177,6 +187,10 @@ class Metrics:
         """Mails of partitions this worker gave away."""
         for message_id in message_ids:
             self._ages.waiting_mails.pop(message_id, None)
+
+    def watch_store_holder(self, state: Callable[[], tuple[bool, int, int]]) -> None:
+        """Export the embedded-store process's state, read at each scrape: (running, RSS bytes, restarts)."""
+        self._ages.store_holder = state
 
     def row_stored(self, table: str, row_time: float) -> None:
         """A row whose own time (arrival, for events) is `row_time` is in ClickHouse."""

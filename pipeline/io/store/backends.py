@@ -107,14 +107,14 @@ _chdb_open: dict[str, "ChdbStore"] = {}
 class ChdbStore:
     """The embedded engine. chdb holds one data directory per process: `open_store` keeps one per path."""
 
-    def __init__(self, url: str, path: Path, database: str) -> None:
+    def __init__(self, url: str, path: Path, database: str, held: Any = None) -> None:
         from chdb import session
 
         self.url = url
         self.path = path
         self.database = database
         path.mkdir(parents=True, exist_ok=True)
-        self._held = _hold(path)
+        self._held = held if held is not None else _hold(path)  # given: the lock a parent took for us
         self._session = session.Session(str(path))
         self._lock = threading.Lock()
         if database != "default":
@@ -365,11 +365,17 @@ class ServerStore:
         self._client.disconnect()
 
 
-def open_store(url: str, *, create: bool = False) -> Store:
+def open_store(url: str, *, create: bool = False, own_process: bool = False) -> Store:
     """`chdb:///ABS/PATH`, `chdb://./rel/path` (optionally `?database=NAME`) or
     `clickhouse://USER:PASS@HOST:PORT/DB[?secure=1]`. An embedded store whose directory does not
-    exist is refused unless `create` (what migrates the store creates it; readers never do)."""
+    exist is refused unless `create` (what migrates the store creates it; readers never do).
+    `own_process`: an embedded store is run by a child process (pipeline.io.store.holder), so that
+    its engine's memory is not this process's (the worker)."""
     if url.startswith("chdb://"):
+        if own_process:
+            from pipeline.io.store.holder import HeldStore
+
+            return HeldStore(url, create=create)
         return _open_chdb(url, create)
     if url.startswith("clickhouse://"):
         return ServerStore(url)
