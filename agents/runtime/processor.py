@@ -20,6 +20,14 @@ own Kafka client. A `PartitionedProcessor` is a consumer-group member of its own
 - takes `getmany` batches and hands each partition's records to the handler, which returns the
   messages and state changes they produce (`Output`); those and the records' offsets are written in
   one transaction (`send_offsets_to_transaction`): all or nothing, and nothing once fenced;
+- overlaps: the next batch is fetched and judged while the last one's transaction is in flight.
+  A partition's transactions run one at a time in the order their steps ran (each waits for the
+  one before), and the loop goes past batch N+1 only once batch N's transaction ended. When a
+  transaction never commits (fenced, revoked, or a commit whose answer was lost and which may have
+  happened), the state that already took the steps after it is forgotten and read again from
+  Kafka with the records from the committed offset, as a new owner would; a crash repeats at most
+  the batches not committed yet. A write that fails before the commit request is retried as it
+  was (the aborted attempt is never visible, the state stays right);
 - runs timed work through `transact(p, action)`: the same lock and the same transaction per
   partition, so a timer can never publish for a partition this member no longer owns;
 - dead-letters a message the broker can never take (too large, invalid) and commits the rest;
@@ -177,6 +185,14 @@ class _Slot:
     restore: asyncio.Task | None = None
     epoch: tuple[int, int] | None = None
     """(producer id, epoch) of this member's latest fence of the partition."""
+    tail: asyncio.Future | None = None
+    """The partition's last transaction handed over: each awaits the one before it, so they commit
+    in the order their steps ran, one open transaction at a time."""
+    dirty: bool = False
+    """A step's effects were taken in memory and its output never committed: the handler's state is
+    ahead of Kafka's and must be read again before the partition is taken again."""
+    stale: "_Slot | None" = None
+    """The slot this one replaces because its state ran ahead of Kafka's (until it is forgotten)."""
 
 
 class PartitionedProcessor(Service):
@@ -214,6 +230,8 @@ class PartitionedProcessor(Service):
         self.last_progress = time.time()
         self.failing: str | None = None
         self.committed: dict[TopicPartition, int] = {}
+        self.promised: dict[TopicPartition, int] = {}
+        """Offsets handed over to a transaction (committed, or on their way)."""
         self.restore_seconds: dict[int, float] = {}
 
     @property
@@ -240,6 +258,9 @@ class PartitionedProcessor(Service):
         await self.consumer.start()
 
     async def on_stop(self) -> None:
+        tails = [slot.tail for slot in [*self.slots.values(), *self.stash.values()] if slot.tail is not None]
+        if tails:  # what was handed over commits (or fails) before its producer goes
+            await asyncio.wait([t for t in tails], timeout=10)
         consumer, self.consumer = self.consumer, None
         for slot in list(self.slots.values()):
             if slot.restore is not None:
@@ -255,13 +276,19 @@ class PartitionedProcessor(Service):
 
     @Service.task
     async def _consume(self) -> None:
+        """Fetch, judge, hand the output over to the partition's transaction and go on: the next
+        batch is fetched and judged while the last one's transaction is in flight. Before the loop
+        goes on past batch N+1 it waits for batch N's transactions (at most one batch per
+        partition waits behind the one in flight)."""
+        in_flight: list[asyncio.Future] = []
         while not self.should_stop:
             consumer = self.consumer
             if consumer is None:
                 await asyncio.sleep(0.1)
                 continue
             try:
-                batch = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                batch = await consumer.getmany(timeout_ms=self.poll_ms if not in_flight else 0,
+                                               max_records=self.max_records)
                 if batch and self.linger_ms:
                     batch = await self._linger(consumer, batch)
             except Exception as exc:  # noqa: BLE001 - the loop outlives a broker hiccup and a stop
@@ -277,13 +304,18 @@ class PartitionedProcessor(Service):
                     by_partition[tp.partition].extend(records)
                     offsets[tp.partition][tp] = _next_offset(consumer, tp, records[-1].offset + 1)
             deadline = time.monotonic() + self.max_poll_interval_ms / 1000 / 2
+            handed: list[asyncio.Future] = []
             for partition, records in by_partition.items():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self._read_again(consumer, records)  # the poll loop comes first: these come back
                     continue
-                await self._take(partition, records, offsets[partition], left)
-            await self._note_reads(consumer, batch)
+                step = await self._take(partition, records, offsets[partition], left)
+                if step is not None:
+                    handed.append(step)
+            handed.extend(await self._note_reads(consumer, batch))
+            await _settled(in_flight)
+            in_flight = [step for step in handed if not step.done()]
             if not batch:
                 self.last_progress = time.time()
 
@@ -312,18 +344,28 @@ class PartitionedProcessor(Service):
                 pass
 
     async def _take(self, partition: int, records: list[ConsumerRecord], offsets: dict[TopicPartition, int],
-                    budget: float | None = None) -> None:
+                    budget: float | None = None) -> asyncio.Future | None:
+        """Judge a partition's records and hand their output to its transaction; returns that
+        transaction (not awaited here), None when the partition is not ours (any more)."""
         started = time.perf_counter()
         slot = self.slots.get(partition)
         if slot is None or not slot.ready:
-            return  # fetched before a revocation: the next owner (or our own restore) seeks to the commit
+            return None  # fetched before a revocation: the next owner (or our own restore) seeks to the commit
         try:
-            await self._run(slot, lambda: self.handler.handle(partition, records), offsets, records, budget)
+            step = await self._run(slot, lambda: self.handler.handle(partition, records), offsets, records,
+                                   budget, wait=False)
         except PartitionLost:
-            return
-        self.last_progress = time.time()
-        if self.on_batch is not None:
-            self.on_batch(len(records), time.perf_counter() - started)
+            return None
+
+        def done(step: asyncio.Future) -> None:
+            if step.cancelled() or step.exception() is not None:
+                return
+            self.last_progress = time.time()
+            if self.on_batch is not None:
+                self.on_batch(len(records), time.perf_counter() - started)
+
+        step.add_done_callback(done)
+        return step
 
     async def transact(self, partition: int, action: Callable[[], Awaitable[Output]]) -> bool:
         """Run a timed or background action for one partition under its lock, its output written in
@@ -344,11 +386,14 @@ class PartitionedProcessor(Service):
 
     async def save_now(self, partition: int, output: Output) -> None:
         """From inside `handle` (the partition's lock held): write an output in a transaction of
-        its own at once, before an outside effect that must find it saved (the store's intent)."""
+        its own at once, after those handed over before it, and before an outside effect that must
+        find it saved (the store's intent)."""
         slot = self.slots.get(partition)
         if slot is None or not slot.ready:
             raise PartitionLost(partition)
-        await self._commit(slot, output, {})
+        step = self._hand_over(slot, output, {}, [])
+        await _settled([step])
+        step.result()
 
     async def each_partition(self, action: Callable[[int], Awaitable[Output]]) -> int:
         """`transact` for every owned partition; returns how many ran."""
@@ -359,7 +404,9 @@ class PartitionedProcessor(Service):
 
     async def _run(self, slot: _Slot, action: Callable[[], Awaitable[Output]],
                    offsets: dict[TopicPartition, int], records: list[ConsumerRecord],
-                   budget: float | None = None) -> None:
+                   budget: float | None = None, *, wait: bool = True) -> asyncio.Future:
+        """Run `action` under the partition's lock and hand its output (with `offsets`) over to
+        the partition's transactions; `wait`: until it is committed (PartitionLost if it never is)."""
         async with self.locks[slot.partition]:
             if self.slots.get(slot.partition) is not slot or not slot.ready:
                 raise PartitionLost(slot.partition)
@@ -370,15 +417,49 @@ class PartitionedProcessor(Service):
             except asyncio.TimeoutError:
                 await self._too_slow(slot, budget)
                 raise PartitionLost(slot.partition) from None
+            except PartitionLost:
+                slot.dirty = True
+                raise
+            if self.slots.get(slot.partition) is not slot or not slot.ready:
+                slot.dirty = True  # lost while the action ran: its effects are in memory only
+                raise PartitionLost(slot.partition)
+            self._stage("handle", time.perf_counter() - handled)
+            step = self._hand_over(slot, output, offsets, records)
+        if wait:
+            await _settled([step])  # (a waiter that is cancelled leaves the transaction be)
+            step.result()
+        return step
+
+    def _hand_over(self, slot: _Slot, output: Output, offsets: dict[TopicPartition, int],
+                   records: list[ConsumerRecord]) -> asyncio.Future:
+        """Queue a step's output for the partition's transactions, behind those before it (called
+        with the partition's lock held, so the queue keeps the order the steps ran in)."""
+        step = asyncio.ensure_future(self._transaction(slot, slot.tail, output, offsets, records))
+        step.add_done_callback(_retrieved)
+        slot.tail = step
+        self.promised.update(offsets)
+        return step
+
+    async def _transaction(self, slot: _Slot, before: asyncio.Future | None, output: Output,
+                           offsets: dict[TopicPartition, int], records: list[ConsumerRecord]) -> None:
+        """One step's transaction, once the step before it committed. If that one never commits
+        (fenced, revoked, or lost in a commit whose outcome is unknown), neither does this one, and
+        the partition's state, which took this step already, is marked for reading again."""
+        try:
+            if before is not None and not await _committed(before):
+                raise PartitionLost(slot.partition)
             committing = time.perf_counter()
             await self._commit(slot, output, offsets)
-            self._stage("handle", committing - handled)
-            self._stage("commit", time.perf_counter() - committing)
+        except BaseException:
+            slot.dirty = True
+            raise
+        self._stage("commit", time.perf_counter() - committing)
+        if self.slots.get(slot.partition) is slot:
             self.committed.update(offsets)
-            for r in records:
-                if r.timestamp and r.timestamp > 0:
-                    tp = TopicPartition(r.topic, r.partition)
-                    slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(r.timestamp / 1000, time.time()))
+        for r in records:
+            if r.timestamp and r.timestamp > 0:
+                tp = TopicPartition(r.topic, r.partition)
+                slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(r.timestamp / 1000, time.time()))
 
     def _stage(self, stage: str, seconds: float) -> None:
         if self.metrics is not None:
@@ -400,7 +481,12 @@ class PartitionedProcessor(Service):
 
     async def _commit(self, slot: _Slot, output: Output, offsets: dict[TopicPartition, int]) -> None:
         """Write the output and the offsets in one transaction, again until it works. A message the
-        broker can never take is replaced by its dead letter; a fence or a revocation ends it."""
+        broker can never take is replaced by its dead letter; a fence or a revocation ends it. A
+        commit request whose outcome is unknown (it may have committed) ends it too: the partition
+        is read again from Kafka, as a new owner would.
+
+        The broker is waited for once a transaction for its messages and its offsets together
+        (the offsets go to the transaction while the messages are in flight), then for the commit."""
         messages = self._messages(slot.partition, output)
         if not messages and not offsets:
             return
@@ -410,6 +496,8 @@ class PartitionedProcessor(Service):
                 raise PartitionLost(slot.partition)
             producer = slot.producer
             refused: dict[int, BaseException] = {}
+            committing = False
+            added: asyncio.Future | None = None
             try:
                 await producer.begin_transaction()
                 futures = []
@@ -420,17 +508,25 @@ class PartitionedProcessor(Service):
                         if not is_permanent_send_error(exc):
                             raise
                         refused[i] = exc
+                if offsets:
+                    added = asyncio.ensure_future(producer.send_offsets_to_transaction(offsets, self.group))
+                    added.add_done_callback(_retrieved)
+                if futures:
+                    await asyncio.wait([future for _, future in futures])
+                failed = None
                 for i, future in futures:
-                    try:
-                        await future
-                    except Exception as exc:  # noqa: BLE001
+                    exc = future.exception()
+                    if exc is not None:
                         if not is_permanent_send_error(exc):
-                            raise
+                            failed = failed or exc
                         refused[i] = exc
+                if failed is not None:
+                    raise failed
                 if refused:
                     raise _Refused()
-                if offsets:
-                    await producer.send_offsets_to_transaction(offsets, self.group)
+                if added is not None:
+                    await added
+                committing = True
                 await producer.commit_transaction()
                 if self.failing:
                     log.info("%s: writes succeed again", self.name)
@@ -439,7 +535,7 @@ class PartitionedProcessor(Service):
             except (ProducerFenced, InvalidProducerEpoch) as exc:
                 log.warning("%s: partition %d fenced by a newer owner (%s); its batch is dropped",
                             self.name, slot.partition, type(exc).__name__)
-                await self._lose(slot)
+                self._lose(slot)
                 raise PartitionLost(slot.partition) from exc
             except _Refused:
                 for i, exc in sorted(refused.items()):
@@ -452,11 +548,19 @@ class PartitionedProcessor(Service):
                 await self._renew(slot)
             except Exception as exc:  # noqa: BLE001 - transient: retried, visible in /health
                 self.failing = KAFKA_WRITE
+                if committing:
+                    log.warning("%s: the commit of partition %d failed (%s: %s) and may have happened; the "
+                                "partition is read again", self.name, slot.partition, type(exc).__name__, exc)
+                    self._read_anew(slot)
+                    raise PartitionLost(slot.partition) from exc
                 log.warning("%s: transaction of partition %d failed (%s: %s); retrying in %.1fs",
                             self.name, slot.partition, type(exc).__name__, exc, delay)
                 await self._renew(slot)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            finally:
+                if added is not None and not added.done():
+                    added.cancel()
 
     async def _renew(self, slot: _Slot) -> None:
         """A producer whose transaction failed is replaced (the new one aborts what it left open)."""
@@ -467,7 +571,7 @@ class PartitionedProcessor(Service):
                 slot.producer = await self._producer(slot.partition)
                 slot.epoch = _epoch(slot.producer)
             except (ProducerFenced, InvalidProducerEpoch):
-                await self._lose(slot)
+                self._lose(slot)
                 raise PartitionLost(slot.partition)
             except Exception as exc:  # noqa: BLE001 - the caller's loop tries again
                 log.warning("%s: producer of partition %d not ready (%s)", self.name, slot.partition, exc)
@@ -488,18 +592,18 @@ class PartitionedProcessor(Service):
             raise
         return producer
 
-    async def _lose(self, slot: _Slot) -> None:
-        """Fenced: forget the partition's state at once; the group gives it to its new owner."""
+    def _lose(self, slot: _Slot) -> None:
+        """Fenced: stop taking the partition at once; its state is forgotten (under its lock, after
+        the step running now) and the group gives it to its new owner."""
+        slot.dirty = True
         if self.slots.get(slot.partition) is slot:
             del self.slots[slot.partition]
             if self.consumer is not None:
                 tps = [tp for tp in self.consumer.assignment() if tp.partition == slot.partition]
                 if tps:
                     self.consumer.pause(*tps)
-            await self.handler.revoked(slot.partition)
-        producer, slot.producer = slot.producer, None
+            asyncio.ensure_future(self._drop(slot, slot.ready))
         slot.ready = False
-        asyncio.ensure_future(_close(producer))
 
     async def _too_slow(self, slot: _Slot, budget: float) -> None:
         """A step that outlasted its share of max.poll.interval.ms was cut short, its in-memory
@@ -510,15 +614,22 @@ class PartitionedProcessor(Service):
         self.failing = HANDLER_SLOW
         if self.metrics is not None:
             self.metrics.agent_errors.labels(self.name).inc()
+        self._read_anew(slot)
+
+    def _read_anew(self, slot: _Slot) -> None:
+        """The handler's state of the partition is ahead of what Kafka holds (a step cut short, or
+        steps taken after a transaction whose commit is in doubt): pause the partition, forget that
+        state and read it again with the records from the committed offset, as a new owner would.
+        The restore waits for the transactions handed over before (they commit or fail first) and
+        fences with a producer of its own, which settles a commit in doubt."""
         consumer = self.consumer
+        slot.dirty = True
         if self.slots.get(slot.partition) is not slot or consumer is None:
             return
         tps = [tp for tp in consumer.assignment() if tp.partition == slot.partition]
         consumer.pause(*tps)
         slot.ready = False
-        await self.handler.revoked(slot.partition)
-        fresh = _Slot(slot.partition, self.generation, producer=slot.producer)
-        slot.producer = None
+        fresh = _Slot(slot.partition, self.generation, stale=slot)
         self.slots[slot.partition] = fresh
         fresh.restore = asyncio.ensure_future(self._restore_partition(fresh, tps))
 
@@ -557,22 +668,30 @@ class PartitionedProcessor(Service):
                 asyncio.ensure_future(self._drop(slot, False))
             for tp in [tp for tp in self.committed if tp.partition == partition]:
                 self.committed.pop(tp, None)
+            for tp in [tp for tp in self.promised if tp.partition == partition]:
+                self.promised.pop(tp, None)
 
     async def _drop(self, slot: _Slot, was_ready: bool, *, locked: bool = False) -> None:
         if not locked:
             async with self.locks[slot.partition]:
                 await self._drop(slot, was_ready, locked=True)
             return
-        if was_ready and slot.partition not in self.slots:
+        stale, slot.stale = slot.stale, None
+        await _settled([slot.tail, stale and stale.tail])  # its transactions commit or fail before its producer goes
+        if (was_ready or stale is not None) and slot.partition not in self.slots:
             await self.handler.revoked(slot.partition)
-        producer, slot.producer = slot.producer, None
-        await _close(producer)
+        for old in (slot, stale):
+            if old is not None:
+                producer, old.producer = old.producer, None
+                await _close(producer)
 
     async def _restore_partition(self, slot: _Slot, tps: list[TopicPartition], previous: _Slot | None = None) -> None:
         """Fence, read the saved state, seek to the commit, resume. A partition that comes back to
         this member with nobody else having fenced it since (the transactional id's epoch moved by
-        our own fence only) keeps the state the handler holds: an eager rebalance that gives every
-        member its partitions back costs no restore."""
+        our own fence only) keeps the state the handler holds, unless a step taken in it was never
+        committed: an eager rebalance that gives every member its partitions back costs no restore.
+        A slot that replaces one whose state ran ahead of Kafka's (`stale`) first lets that one's
+        transactions end, then forgets its state."""
         delay = 0.5
         while self.slots.get(slot.partition) is slot:
             try:
@@ -582,14 +701,22 @@ class PartitionedProcessor(Service):
                             await self._drop(previous, True, locked=True)
                         return
                     started = time.perf_counter()
+                    if slot.stale is not None:
+                        await _settled([slot.stale.tail])
+                        await _close(slot.stale.producer)
+                        slot.stale.producer = None
+                        slot.stale = None
+                        await self.handler.revoked(slot.partition)
                     if previous is not None:
+                        await _settled([previous.tail])  # what it handed over commits (or not) first
                         await _close(previous.producer)
                         previous.producer = None
                     if slot.producer is None:
                         slot.producer = await self._producer(slot.partition)  # the fence: the old owner is done
                     slot.epoch = _epoch(slot.producer)
-                    kept = (previous is not None and previous.epoch is not None and slot.epoch is not None
-                            and previous.epoch[0] == slot.epoch[0] and previous.epoch[1] + 1 == slot.epoch[1])
+                    kept = (previous is not None and not previous.dirty and previous.epoch is not None
+                            and slot.epoch is not None and previous.epoch[0] == slot.epoch[0]
+                            and previous.epoch[1] + 1 == slot.epoch[1])
                     if previous is not None and not kept:
                         await self.handler.revoked(slot.partition)
                     previous = None
@@ -610,6 +737,7 @@ class PartitionedProcessor(Service):
                         else:
                             consumer.seek(tp, committed)
                             self.committed[tp] = committed
+                        self.promised[tp] = self.committed[tp]
                     slot.ready = True
                     consumer.resume(*tps)
                     seconds = time.perf_counter() - started
@@ -666,14 +794,15 @@ class PartitionedProcessor(Service):
 
     # --- how far the input was read -------------------------------------------------------------
 
-    async def _note_reads(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _note_reads(self, consumer: AIOKafkaConsumer,
+                          batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[asyncio.Future]:
         """A partition whose fetch reached its end was read up to the fetch's time. A position that
-        moved past the committed offset without records (transaction markers) is committed too, so
-        that the group's lag reaches 0."""
+        moved past the offset last handed over without records (transaction markers) is committed
+        too, so that the group's lag reaches 0. Returns those transactions (not awaited)."""
         try:
             assignment = consumer.assignment()
         except Exception:  # noqa: BLE001 - between generations
-            return
+            return []
         moved: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
         for tp in assignment:
             slot = self.slots.get(tp.partition)
@@ -687,15 +816,18 @@ class PartitionedProcessor(Service):
                 continue
             if end is not None and polled and position is not None and position >= end:
                 slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(polled / 1000, time.time()))
-            if position is not None and tp not in batch and tp in self.committed and position > self.committed[tp]:
+            if (position is not None and tp not in batch and tp in self.committed
+                    and position > self.promised.get(tp, self.committed[tp])):
                 moved[tp.partition][tp] = position
+        steps = []
         for partition, offsets in moved.items():
             slot = self.slots.get(partition)
             if slot is not None and slot.ready:
                 try:
-                    await self._run(slot, _nothing, offsets, [])
+                    steps.append(await self._run(slot, _nothing, offsets, [], wait=False))
                 except PartitionLost:
                     pass
+        return steps
 
     def read_until(self, partition: int) -> float | None:
         """Epoch seconds up to which every input of the partition has been read; None before the
@@ -749,6 +881,25 @@ def _epoch(producer: AIOKafkaProducer | None) -> tuple[int, int] | None:
 
 async def _nothing() -> Output:
     return Output()
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """A transaction's failure is its waiters' business; nobody waiting is no error."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _settled(futures: Iterable[asyncio.Future | None]) -> None:
+    """Wait until each is done, whatever its outcome (without cancelling them if we are)."""
+    waiting = [f for f in futures if f is not None and not f.done()]
+    if waiting:
+        await asyncio.wait(waiting)
+
+
+async def _committed(step: asyncio.Future) -> bool:
+    """Whether a step's transaction committed, once it is done."""
+    await _settled([step])
+    return not step.cancelled() and step.exception() is None
 
 
 class _Refused(Exception):
