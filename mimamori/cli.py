@@ -9,14 +9,11 @@ import traceback
 from typing import NoReturn, Sequence
 
 from mimamori import commands
+from mimamori.commands import UsageError
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.io.kafka_security import refusal, watch_refusals
 from pipeline.logs import configure as configure_logging
 from pipeline.redact import RedactingStream, remember_secrets, url_secrets
-
-
-class UsageError(Exception):
-    """A wrong argument: one line on stderr, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):

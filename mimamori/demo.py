@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Callable, TextIO
 
 import orjson
 
-from mimamori.commands.query import plain, write_rows
+from mimamori.printing import plain, write_rows
 from pipeline.config import Settings, format_duration
 from pipeline.io.kafka_security import kafka_python_options
 from pipeline.io.kafka_admin import ensure_topics, topic_specs

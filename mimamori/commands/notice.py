@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for notice in notices:
             sys.stdout.write(orjson.dumps(notice.to_record()).decode() + "\n")
         return 0
-    from mimamori.commands.query import write_rows
+    from mimamori.printing import write_rows
 
     write_rows([{"notice_id": n.notice_id, "version": n.version, "kind": n.kind, "level": n.level or "",
                  "starts_at": iso(n.starts_at) or "", "ends_at": iso(n.ends_at) or "",

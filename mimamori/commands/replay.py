@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from mimamori.cli import UsageError
+    from mimamori.commands import UsageError
     from pipeline.models import parse_time
     from pipeline.registry_file import RegistryFileError, load_registry_file
     from pipeline.io.replay import Replay, ReplayWriter

@@ -2,7 +2,8 @@
 
 mimamori (shell) above agents, gateway and portal (siblings that import none of each other) above pipeline;
 inside the worker, the processors above the runtime; inside pipeline, the pure core imports neither its
-adapters (pipeline.io) nor any outside service's client library.
+adapters (pipeline.io) nor any outside service's client library; and within each package no modules
+or folders that import each other in a circle.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ CONTRACTS = {
     "layers": "mimamori (shell) above agents, gateway and portal (independent of each other) above pipeline",
     "worker-layers": "in the worker: the wiring above the processors (the application) above the runtime (the framework)",
     "core-io": "pipeline's pure core imports neither pipeline.io (its adapters) nor any outside service's client library",
+    "acyclic": "no circle among the modules and folders of each package, at any depth",
     "no-test-only-packages": "the runtime imports no package that only the test extra installs",
 }
 
@@ -94,6 +96,16 @@ def test_the_core_importing_an_adapter_fails(tmp_path: Path) -> None:
     assert "pipeline.correlate -> smtplib" in done.stdout
     assert f"{CONTRACTS['layers']} KEPT" in done.stdout
 
+
+
+def test_a_circle_inside_a_package_fails(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _add_import(root / "pipeline" / "rows.py", "import pipeline.engine  # wrong: the engine imports rows")
+    done = lint(root)
+    assert done.returncode != 0
+    assert f"{CONTRACTS['acyclic']} BROKEN" in done.stdout
+    assert "No cycles are allowed in pipeline." in done.stdout
+    assert f"{CONTRACTS['layers']} KEPT" in done.stdout
 
 def test_a_runtime_import_of_a_test_only_package_fails(tmp_path: Path) -> None:
     root = _copy(tmp_path)

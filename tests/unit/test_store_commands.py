@@ -96,7 +96,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
     import csv
     import io
 
-    from mimamori.commands.query import write_rows
+    from mimamori.printing import write_rows
 
     out = io.StringIO()
     write_rows([{"title": '=HYPERLINK("http://evil.example","x")', "plus": "+1+1", "minus": "-2+3", "at": "@SUM(A1)",
