@@ -34,7 +34,7 @@ event row being at most ~4 times its 64 KiB record)."""
 
 SEEN_MESSAGE_BYTES = 512 * 1024
 """A batch's dedup pairs are cut into log messages of at most this size (10,000 pairs of the
-longest ids the schema allows, escaped, would be ~12 MB)."""
+longest UTM ids the schema allows, escaped, would be ~8 MB)."""
 
 MAX_DETAIL_CHARS = 1000
 """A rejection's detail (which field, what was wrong): error texts may quote the input."""
@@ -109,12 +109,14 @@ def json_text_size(text: str) -> int:
     return 6 * len(text) + 2
 
 
-def seen_pair_size(pair: tuple[str, float]) -> int:
-    """Bytes of one dedup pair `["utm\\u001fevent",1796277983.865]` in a JSON list, at most (the
-    separator is written as six bytes)."""
+def seen_pair_size(pair: tuple[Any, ...]) -> int:
+    """Bytes of one dedup pair in a JSON list, at most: `["utm-1",15274399260189473395,1796277983.865]`
+    as `Deduper.drain` gives it (a 64-bit hash: 20 digits at most), or `["utm\\u001fevent",1796277983.865]`
+    as the state log held pairs before they were hashed (the separator is written as six bytes)."""
     key = pair[0]
     separators = key.count("\x1f")
-    return json_text_size(key.replace("\x1f", "") if separators else key) + 6 * separators + 28
+    size = json_text_size(key.replace("\x1f", "") if separators else key) + 6 * separators + 28
+    return size + 21 if len(pair) == 3 else size
 
 
 def chunks_by_size(items: list[T], size_of: Callable[[T], int], limit: int, max_items: int) -> Iterator[list[T]]:
