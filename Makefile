@@ -27,11 +27,14 @@ unit: setup tools
 integration: services-install
 	.venv/bin/python -m pytest tests/integration
 
-# one worker, two workers and the Quix Streams peer on one backlog, latency, mails, RSS (< 5 min)
+# issue 22's figures beside their targets, in one run: one worker, two workers, the Quix Streams and
+# Arroyo peers on one 200,000-event backlog, latency and mails at half rate, the RSS of every process,
+# the detect state with 24 h of dedup (scaled up from 1% of the UTMs), a py-spy profile (~10-15 min)
 bench: services-install
 	scripts/bootstrap.sh --bench
-	.venv/bin/python -m benchmarks.bench_side --quick
+	.venv/bin/python -m benchmarks.bench_side --quick --profile
 
+# every run twice, a 60 s live phase, the dedup day from 10% of the UTMs, the restore of a partition
 bench-full: services-install
 	scripts/bootstrap.sh --bench
 	.venv/bin/python -m benchmarks.bench_side --full --profile

@@ -1,32 +1,40 @@
-"""The benchmark, side by side in one run (issue 12, part 4): one worker, two workers and a Quix
-Streams peer drain the same pre-loaded backlog on one broker; then latency at half the maximum rate,
-★★★ mails handed to SMTP, and RSS with the state of 100,000 UTMs.
+"""The benchmark, side by side in one run (issues 12 and 22): one worker, two workers, a Quix Streams
+peer and an Arroyo peer drain the same pre-loaded backlog on one broker; then latency and ★★★ mails
+at half the steady rate, the RSS of every process, and the detect state of 100,000 UTMs with 24 h
+of dedup; last, every figure of issue 22's targets beside its target, met or not met.
 
-    .venv/bin/python -m benchmarks.bench_side --quick     # what `make bench` runs, under 5 minutes
-    .venv/bin/python -m benchmarks.bench_side --full      # 200,000 events, every run twice
-    options: --events N --repeat K --latency-seconds S --profile --keep --skip-two --skip-peer
+    .venv/bin/python -m benchmarks.bench_side --quick --profile  # what `make bench` runs (~10 minutes)
+    .venv/bin/python -m benchmarks.bench_side --full --profile   # every run twice, longer live phase,
+                                                                 # more dedup pairs, the restore
+    options: --events N --repeat K --latency-seconds S --dedup-pairs N --keep
+             --skip-two --skip-quix --skip-arroyo --skip-peer --skip-rss --skip-restore
 
 Each repeat pre-loads the same records (benchmarks/worker_load.py: ~200 UTMs of 40 tenants, ~1%
-threats, ~1% resends, one heartbeat a minute per UTM) on fresh topic prefixes, then:
+threats, ~1% resends, one heartbeat a minute per UTM; 200,000 events by default) on fresh topic
+prefixes, then:
+(p) the peers, each with its own consumer group on the events topic of (a), before (a) adds live
+    events to it: benchmarks/quix_peer.py (Quix Streams) and benchmarks/arroyo_peer.py (Sentry's
+    Arroyo, the way Snuba's consumers are built); both run this project's validator, dedup and
+    correlator and insert the same rows into chdb;
 (a) one `mimamori worker` (chdb store, mails to an aiosmtpd sink in this process) drains it; ★★★
-    alerts judged during the drain are followed to their mail at the SMTP sink; with --profile py-spy
-    samples it while it drains;
-(b) two worker processes on one prefix and one chdb directory (the embedded store is held by one of
-    them, which runs the store processor; the other leaves the store to it);
-(c) the peer (benchmarks/quix_peer.py, Quix Streams) reads (a)'s events topic with its own group.
-A run is drained when every event is taken and every unique event row is stored (for the peer: its
-committed offsets, which it commits after its sink's insert, reach the topic's end).
+    alerts judged during the drain are followed to their mail at the SMTP sink; then live events
+    at half its steady rate: event-to-alert and ★★★ mails after their event;
+(b) two worker processes on one prefix and one chdb directory;
+and, with --profile, once more one worker on a fresh prefix under py-spy (every process of it),
+whose profile is printed (its figures are not used: the profiler takes CPU from the same 2 cores).
 
-Figures: events/s from spawn and steady (10%..90% of the backlog); CPU-seconds per 10,000 events
-(process CPU, broker excluded) and peak RSS; our steady rate divided by the peer's, per repeat.
-Then (a) takes live events at half its steady rate for --latency-seconds: event-to-alert p50/p99
-(alert received from the alerts topic minus the event's timestamp, set to the moment it was sent),
-and ★★★ mails handed to SMTP after their event. Last, benchmarks/state_rss in a process of its own.
-The machine may be shared: compare the ratios, measured in the same run, more than absolute rates.
+A run is drained when every event is taken and every unique event row is stored (for a peer: its
+committed offsets, which it commits after its insert, reach the topic's end). Every figure counts
+every process of a run: a worker and the processes it starts (a store holder), a peer; the broker is
+excluded. Figures: events/s steady (10%..90% of the backlog taken) and from spawn until all stored;
+CPU-seconds per 10,000 events from 10% of the backlog taken until every row is stored (so the
+store's tail is in, the start-up is not) and its inverse, events per CPU-second; peak RSS of each
+process. The machine may be shared: ratios measured in the same run matter more than rates.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -41,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -64,9 +72,73 @@ except ImportError:  # pragma: no cover - before that move
 POLL = 0.25
 URGENT_WAIT = 10.0
 TS_MARK = b"\x00TS\x00"
+DEDUP_RATE = 1_000
+"""Events a second for the dedup figure: 24 h of them is 86.4 million (utm_id, event_id) pairs."""
+TARGETS = {"cpu_per_10k": 0.30, "one_rate": 30_000, "two_ratio": 1.7, "quix_ratio": 3.0, "arroyo_ratio": 1.0,
+           "p99_ms": 1_000, "mail_s": URGENT_WAIT + 1, "worker_mb": 500}
+"""Issue 22's targets."""
+PEERS = {"quix": ("Quix Streams", "benchmarks.quix_peer"), "arroyo": ("Arroyo", "benchmarks.arroyo_peer")}
 
 
 # --- measuring ------------------------------------------------------------------------------
+
+
+class ProcessTree:
+    """Some root processes and every process they start, followed while they run: CPU seconds
+    (user + system, all threads) and peak RSS of each. A process that ends keeps the last figures
+    read (its final moments are lost: a fraction of a sampling interval)."""
+
+    def __init__(self, roots: dict[int, str]) -> None:
+        self.roots = roots
+        self.cpu: dict[int, float] = {}
+        self.rss: dict[int, float] = {}
+        self.labels: dict[int, str] = {}
+
+    def pids(self) -> list[int]:
+        found, todo = [], list(self.roots)
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    todo.extend(int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+        return found
+
+    def sample(self) -> float:
+        """CPU seconds of the whole tree so far."""
+        for pid in self.pids():
+            try:
+                self.cpu[pid] = cpu_seconds(pid)
+                self.rss[pid] = max(self.rss.get(pid, 0.0), peak_rss_mib(pid))
+            except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+                continue
+            if pid not in self.labels:
+                self.labels[pid] = self.roots.get(pid) or self._label(pid)
+        return sum(self.cpu.values())
+
+    def _label(self, pid: int) -> str:
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (FileNotFoundError, ProcessLookupError):
+            words = []
+        text = " ".join(w for w in words if w)
+        parent = next((label for root, label in self.roots.items() if self._descends(pid, root)), "?")
+        return f"{parent}'s child {pid} ({text[-60:] if len(text) > 60 else text})"
+
+    def _descends(self, pid: int, root: int) -> bool:
+        try:
+            while pid > 1:
+                if pid == root:
+                    return True
+                pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            return False
+        return False
+
+    def rss_list(self) -> list[tuple[str, float]]:
+        return [(self.labels.get(pid, str(pid)), rss) for pid, rss in self.rss.items()]
 
 
 @dataclass
@@ -74,14 +146,17 @@ class Run:
     name: str
     events: int
     samples: list[tuple[float, float, float]] = field(default_factory=list)
-    """(monotonic time, fraction of the backlog done, CPU seconds of the run's processes). Done: for
-    the workers, taken by the detect processor (judged, its messages and rows acknowledged by
-    Kafka; the store processor inserts in jumps of up to 4 million rows, too coarse for a curve);
-    for the peer, committed after its sink's insert."""
+    """(monotonic time, fraction of the backlog done, CPU seconds of all the run's processes). Done:
+    for the workers, taken by the detect processor (judged, its messages and rows acknowledged by
+    Kafka); for the peers, committed after their insert. The last sample is the moment every
+    unique event row was stored."""
     spawned: float = 0.0
-    peak_rss: list[float] = field(default_factory=list)
+    processes: list[tuple[str, float]] = field(default_factory=list)
+    """(process, peak RSS MiB) of every process of the run."""
     complete: bool = False
     notes: list[str] = field(default_factory=list)
+    profiled: dict[int, str] = field(default_factory=dict)
+    """pid -> process, of each process py-spy sampled (its raw profile: pyspy-PID.txt)."""
 
     def at(self, fraction: float) -> tuple[float, float, float]:
         """(time, fraction, CPU) where the backlog was `fraction` done, interpolated between samples."""
@@ -97,29 +172,44 @@ class Run:
 
     @property
     def steady(self) -> float:
+        if not self.samples:
+            return float("nan")
         low, high = self.at(0.1), self.at(0.9)
         return (high[1] - low[1]) * self.events / (high[0] - low[0]) if high[0] > low[0] else float("nan")
 
     @property
     def from_spawn(self) -> float:
-        return self.samples[-1][1] * self.events / self.drained
+        return self.samples[-1][1] * self.events / self.drained if self.samples and self.drained > 0 else float("nan")
 
     @property
     def cpu_per_10k(self) -> float:
-        low, high = self.at(0.1), self.at(0.9)
-        done = (high[1] - low[1]) * self.events
-        return (high[2] - low[2]) / done * 10_000 if done else float("nan")
+        """CPU seconds of every process of the run per 10,000 events, from 10% of the backlog taken
+        until every row is stored (the last sample)."""
+        if not self.samples or not self.complete:
+            return float("nan")
+        low, last = self.at(0.1), self.samples[-1]
+        done = (last[1] - low[1]) * self.events
+        return (last[2] - low[2]) / done * 10_000 if done > 0 else float("nan")
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Events per CPU-second (the inverse of cpu_per_10k)."""
+        return 10_000 / self.cpu_per_10k if self.cpu_per_10k > 0 else float("nan")
 
     @property
     def drained(self) -> float:
         """Seconds from spawn until every event was taken and every unique event row stored."""
-        return self.samples[-1][0] - self.spawned
+        return self.samples[-1][0] - self.spawned if self.samples else float("nan")
+
+    @property
+    def total_peak_rss(self) -> float:
+        return sum(rss for _, rss in self.processes)
 
     def line(self) -> str:
-        return (f"{self.name:<16} {self.steady:>9,.0f} ev/s steady {self.from_spawn:>9,.0f} ev/s spawn to all stored "
-                f"({self.drained:5.1f} s) {self.cpu_per_10k:6.2f} CPU-s/10k  peak RSS "
-                f"{' + '.join(f'{r:.0f}' for r in self.peak_rss)} MiB" + ("" if self.complete else "  INCOMPLETE")
-                + "".join(f"; {n}" for n in self.notes))
+        return (f"{self.name:<14} {self.steady:>8,.0f} ev/s steady {self.from_spawn:>8,.0f} ev/s spawn to all stored "
+                f"({self.drained:5.1f} s)  {self.cpu_per_10k:5.2f} CPU-s/10k = {self.per_cpu_second:>7,.0f} ev/CPU-s  "
+                f"peak RSS " + " + ".join(f"{rss:.0f}" for _, rss in self.processes) + " MiB"
+                + ("" if self.complete else "  INCOMPLETE") + "".join(f"; {n}" for n in self.notes))
 
 
 class TimedSmtpSink(SmtpSink):
@@ -175,7 +265,7 @@ def mail_delays(sink: TimedSmtpSink, watch: AlertWatch, since: float, *,
     """Seconds from each ★★★ alert (first ★★★ version received, or its event's timestamp) to the
     first mail naming it handed to SMTP; and how many ★★★ alerts since `since` have no mail yet."""
     mailed: dict[str, float] = {}
-    for at, message in sink.arrivals:
+    for at, message in list(sink.arrivals):
         if at < since:  # alert ids come from content: an earlier repeat mailed the same ones
             continue
         for alert_id in (message.get("X-Mimamori-Alerts") or "").split(","):
@@ -250,9 +340,10 @@ def new_prefix() -> str:
 
 
 def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load: Load, smtp: str, args: argparse.Namespace,
-                *, keep_running: bool = False, watch: bool = False,
+                *, keep_running: bool = False, watch: bool = False, profile: bool = False,
                 preloaded: tuple[str, float] | None = None) -> tuple[Run, list[WorkerProcess], AlertWatch | None]:
-    """`preloaded`: (prefix, seconds it took) of topics loaded already."""
+    """`preloaded`: (prefix, seconds it took) of topics loaded already. `profile`: py-spy samples
+    every process of the first worker from when it is ready until the backlog is drained."""
     prefix = preloaded[0] if preloaded else new_prefix()
     store = f"chdb://{workdir / 'clickhouse'}"
     hooks = str(ROOT / "benchmarks" / "hooks") + os.pathsep + os.environ.get("PYTHONPATH", "")
@@ -280,82 +371,101 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
     threads = [threading.Thread(target=start, args=(w,)) for w in workers]
     for thread in threads:
         thread.start()
-    pyspy = None
+    tree: ProcessTree | None = None
+    spies: list[subprocess.Popen] = []
     deadline = time.monotonic() + args.timeout
     unique = load.counts["unique_events"]
     last: dict[int, tuple[float, float]] = {}
-    while time.monotonic() < deadline:  # sampled from the spawn on: one worker may drain before another is ready
-        if errors:
-            for worker in workers:
-                worker.stop()
-            if alerts is not None:
-                alerts.stop()
-            raise RuntimeError(f"{name}: a worker did not start: {errors[0]}")
-        if any(w.proc is not None and w.proc.poll() is not None for w in workers):
-            raise RuntimeError(f"{name}: a worker exited:\n" + "\n".join(w.log_tail(30) for w in workers))
-        if pyspy is None and args.profile and count == 1 and not args.profiled and not threads[0].is_alive():
-            pyspy = start_pyspy(args.pyspy, workers[0].proc.pid, workdir / "pyspy.txt", args.rate)  # type: ignore[union-attr]
-        for number, worker in enumerate(workers):
-            try:
-                values = metric_values(worker.metrics())
-            except Exception:  # noqa: BLE001 - its web server is not up yet, or busy
-                continue
-            last[number] = (total(values, "mimamori_records_total", topic=worker.topics.events),
-                            total(values, "mimamori_store_rows_total", table="events"))
-        taken = sum(t for t, _ in last.values())
-        stored = sum(s for _, s in last.values())
-        cpu = sum(process_cpu(w.proc.pid) for w in workers if w.proc is not None)
-        run.samples.append((time.monotonic(), min(taken / run.events, 1.0), cpu))
-        if taken >= run.events and stored >= unique:
-            run.complete = True
-            break
-        time.sleep(POLL)
-    for thread in threads:
-        thread.join()
-    if pyspy is not None:
-        stop_pyspy(pyspy)
-    run.peak_rss = [peak_rss_mib(w.proc.pid) for w in workers]  # type: ignore[union-attr]
+    try:
+        while time.monotonic() < deadline:  # sampled from the spawn on: one worker may drain before another is ready
+            if errors:
+                raise RuntimeError(f"{name}: a worker did not start: {errors[0]}")
+            if any(w.proc is not None and w.proc.poll() is not None for w in workers):
+                raise RuntimeError(f"{name}: a worker exited:\n" + "\n".join(w.log_tail(30) for w in workers))
+            if tree is None and all(w.proc is not None for w in workers):
+                tree = ProcessTree({w.proc.pid: f"worker {i}" for i, w in enumerate(workers)})  # type: ignore[union-attr]
+            if profile and not spies and not threads[0].is_alive() and tree is not None:
+                own = [pid for pid in tree.pids() if tree._descends(pid, workers[0].proc.pid)]  # type: ignore[union-attr]
+                spies = [start_pyspy(args.pyspy, pid, workdir / f"pyspy-{pid}.txt", args.rate) for pid in own]
+            for number, worker in enumerate(workers):
+                try:
+                    values = metric_values(worker.metrics())
+                except Exception:  # noqa: BLE001 - its web server is not up yet, or busy
+                    continue
+                last[number] = (total(values, "mimamori_records_total", topic=worker.topics.events),
+                                total(values, "mimamori_store_rows_total", table="events"))
+            taken = sum(t for t, _ in last.values())
+            stored = sum(s for _, s in last.values())
+            cpu = tree.sample() if tree is not None else 0.0
+            run.samples.append((time.monotonic(), min(taken / run.events, 1.0), cpu))
+            if taken >= run.events and stored >= unique:
+                run.complete = True
+                break
+            time.sleep(POLL)
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        if alerts is not None:
+            alerts.stop()
+        raise
+    finally:
+        for spy in spies:
+            stop_pyspy(spy)
+    if tree is not None:
+        tree.sample()
+        run.processes = tree.rss_list()
     if count > 1:
         held = [w for w in workers if "leaves the store to it" not in w.log_text()]
         run.notes.append(f"store held by worker {workers.index(held[0]) if len(held) == 1 else '?'}")
+    if tree is not None:
+        run.profiled = {int(spy.args[3]): tree.labels.get(int(spy.args[3]), str(spy.args[3])) for spy in spies}  # type: ignore[index]
     if not keep_running:
         for worker in workers:
             worker.stop()
     return run, workers, alerts
 
 
-def run_peer(kafka: KafkaService, workdir: Path, load: Load, events_topic: str, args: argparse.Namespace) -> Run:
+def run_peer(kind: str, kafka: KafkaService, workdir: Path, load: Load, events_topic: str,
+             args: argparse.Namespace) -> Run:
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+    title, module = PEERS[kind]
     workdir.mkdir(parents=True, exist_ok=True)
     registry = workdir / "registry.json"
     registry.write_bytes(orjson.dumps(load.registry))
-    group = f"bench-quix-{uuid.uuid4().hex[:6]}"
+    group = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
     report = workdir / "stored.json"
-    run = Run("Quix Streams", len(load.events))
+    run = Run(f"{title} peer", len(load.events))
     run.spawned = time.monotonic()
     log = open(workdir / "peer.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.quix_peer", "--bootstrap", kafka.bootstrap,
-                             "--topic", events_topic, "--group", group, "--registry", str(registry),
-                             "--store", str(workdir / "clickhouse"), "--state", str(workdir / "state"),
-                             "--report", str(report)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", module, "--bootstrap", kafka.bootstrap, "--topic", events_topic,
+               "--group", group, "--registry", str(registry), "--store", str(workdir / "clickhouse"),
+               "--report", str(report)]
+    if kind == "quix":
+        command += ["--state", str(workdir / "state")]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    tree = ProcessTree({proc.pid: f"{title} peer"})
     offsets = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "enable.auto.commit": False})
     partitions = [TopicPartition(events_topic, p) for p in range(PARTITIONS)]
     try:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"peer exited with {proc.returncode}:\n{(workdir / 'peer.log').read_text()[-3000:]}")
+                raise RuntimeError(f"{title} peer exited with {proc.returncode}:\n"
+                                   f"{(workdir / 'peer.log').read_text()[-3000:]}")
             try:
                 done = sum(tp.offset for tp in offsets.committed(partitions, timeout=10) if tp.offset > 0)
             except KafkaException:  # the group's coordinator is not there before its first commit
                 done = run.samples[-1][1] * run.events if run.samples else 0
-            run.samples.append((time.monotonic(), done / run.events, process_cpu(proc.pid)))
+            run.samples.append((time.monotonic(), done / run.events, tree.sample()))
             if done >= run.events:
                 run.complete = True
                 break
             time.sleep(POLL)
-        run.peak_rss = [peak_rss_mib(proc.pid)]
+        tree.sample()
+        run.processes = tree.rss_list()
     finally:
         offsets.close()
         proc.send_signal(signal.SIGTERM)
@@ -366,9 +476,12 @@ def run_peer(kafka: KafkaService, workdir: Path, load: Load, events_topic: str, 
             proc.wait()
     if report.exists():
         stored = orjson.loads(report.read_bytes())
-        run.notes.append(f"stored {stored.get('events', 0)} event rows")
+        run.notes.append(f"stored {stored.get('events', 0):,} event rows")
         if stored.get("events", 0) < load.counts["unique_events"]:
+            run.notes.append(f"expected {load.counts['unique_events']:,}")
             run.complete = False
+    else:
+        run.notes.append("no report of the rows stored")
     return run
 
 
@@ -398,7 +511,12 @@ def send_paced(bootstrap: str, topic: str, lines: list[tuple[bytes, bytes]], rat
         due = min(len(lines), int((time.monotonic() - started) * rate) + 1)
         stamp = _wire_time(datetime.now(timezone.utc)).encode()
         for key, value in lines[sent:due]:
-            producer.produce(topic, value=value.replace(TS_MARK, stamp), key=key)
+            while True:
+                try:
+                    producer.produce(topic, value=value.replace(TS_MARK, stamp), key=key)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
         sent = due
         producer.poll(0)
         time.sleep(0.005)
@@ -409,38 +527,55 @@ def send_paced(bootstrap: str, topic: str, lines: list[tuple[bytes, bytes]], rat
 # --- the whole benchmark ----------------------------------------------------------------------
 
 
-def state_rss(utms: int) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.state_rss", "--utms", str(utms)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
-    if done.returncode:
-        raise RuntimeError(done.stderr[-2000:])
-    return orjson.loads(done.stdout.strip().splitlines()[-1])
+@dataclass
+class Figures:
+    """What the summary needs, one entry per repeat (medians are printed)."""
+
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    p99_ms: list[float] = field(default_factory=list)
+    half_rate: list[float] = field(default_factory=list)
+    live_mail: list[tuple[float, int, int]] = field(default_factory=list)
+    """(max seconds after the event, mailed, not mailed) of ★★★ alerts at half rate."""
+    backlog_mail: list[tuple[float, int, int]] = field(default_factory=list)
+    """(max seconds after the alert, mailed, not mailed) of ★★★ alerts judged while the backlog drained."""
+    state: dict[str, float] = field(default_factory=dict)
+    restore: dict[str, float] = field(default_factory=dict)
+
+    def add(self, run: Run) -> None:
+        self.runs.setdefault(run.name, []).append(run)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="under 5 minutes (the default)")
-    mode.add_argument("--full", action="store_true", help="200,000 events, each run twice, a longer live phase")
-    parser.add_argument("--events", type=int)
+    mode.add_argument("--quick", action="store_true", help="one repeat, ~10 minutes (the default)")
+    mode.add_argument("--full", action="store_true", help="every run twice, a longer live phase, more dedup pairs")
+    parser.add_argument("--events", type=int, default=200_000, help="events in the backlog (resends included)")
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--latency-seconds", type=float)
     parser.add_argument("--utms", type=int, default=100_000, help="UTMs for the RSS figure")
+    parser.add_argument("--dedup-share", type=float,
+                        help=f"share of the UTMs whose day of dedup pairs is filled for the RSS figure (1: all "
+                             f"{DEDUP_RATE * 86400:,} pairs; default 0.01, --full 0.1), scaled up")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one drain")
     parser.add_argument("--skip-two", action="store_true")
-    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument("--skip-arroyo", action="store_true")
+    parser.add_argument("--skip-peer", action="store_true", help="both peers")
     parser.add_argument("--skip-rss", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="py-spy on the one worker while it drains")
+    parser.add_argument("--skip-restore", action="store_true", help="(--full) no state_restore run")
+    parser.add_argument("--profile", action="store_true", help="one more drain of one worker under py-spy")
     parser.add_argument("--pyspy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"))
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
-    args.profiled = False
-    args.events = args.events or (200_000 if args.full else 60_000)
     args.repeat = args.repeat or (2 if args.full else 1)
-    args.latency_seconds = args.latency_seconds or (60.0 if args.full else 15.0)
+    args.latency_seconds = args.latency_seconds or (60.0 if args.full else 20.0)
+    args.dedup_share = args.dedup_share or (0.1 if args.full else 0.01)
+    if args.skip_peer:
+        args.skip_quix = args.skip_arroyo = True
     workdir = Path(tempfile.mkdtemp(prefix="bench-side-"))
     try:
         return bench(args, workdir)
@@ -451,16 +586,22 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def loadavg() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def bench(args: argparse.Namespace, workdir: Path) -> int:
     began = time.monotonic()
     load = make_load(args.events, end=datetime.now(timezone.utc) - timedelta(minutes=1), seed=args.seed)
     print(f"load: {load.counts}, heartbeats {len(load.heartbeats)}; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+          f"load average {loadavg()} (1/5/15 min) at the start", flush=True)
+    figures = Figures()
+    peers = [kind for kind in PEERS if not getattr(args, f"skip_{kind}")]
+    loads: list[float] = [os.getloadavg()[0]]
     kafka = kafka_service(workdir)
     kafka.start()
     sink = TimedSmtpSink()
     sink.start()
-    ratios: list[tuple[float, float]] = []
     ok = True
     try:
         for repeat in range(args.repeat):
@@ -468,60 +609,216 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             print(f"-- repeat {repeat + 1}/{args.repeat}: {len(load.events):,} events + {len(load.heartbeats):,} "
                   "heartbeats pre-loaded per run", flush=True)
             broker = broker_pid(kafka)
+            broker_cpu = process_cpu(broker) if broker else 0.0
             prefix = new_prefix()
             preloaded = (prefix, preload(kafka.bootstrap, Topics().prefixed(prefix), load))
-            peer = None
-            if not args.skip_peer:  # first: the live phase below adds events to the topic it reads
-                peer = run_peer(kafka, here / "peer", load, Topics().prefixed(prefix).events, args)
+            for kind in peers:  # first: the live phase below adds events to the topic they read
+                peer = run_peer(kind, kafka, here / kind, load, Topics().prefixed(prefix).events, args)
+                figures.add(peer)
                 print(peer.line(), flush=True)
+                ok &= peer.complete
+                loads.append(os.getloadavg()[0])
             watch_started = time.time()
             one, workers, watch = run_workers("one worker", 1, kafka, here / "one", load, sink.url, args,
                                               keep_running=True, watch=True, preloaded=preloaded)
             assert watch is not None
+            figures.add(one)
+            ok &= one.complete
             print(one.line(), flush=True)
             print(timings_line(here / "one" / "w0" / "timings.json", one), flush=True)
             try:
-                backlog_mails(sink, watch, watch_started)
-                if repeat == 0:
-                    live_phase(kafka, workers[0], sink, watch, one.steady, args)
-                    if args.profile:
-                        args.profiled = True
-                        print("py-spy ran on this repeat's one worker (later repeats run without it)")
-                        print("\n".join(profile_report(here / "one" / "pyspy.txt", args.top)), flush=True)
+                figures.backlog_mail.append(backlog_mails(sink, watch, watch_started))
+                if repeat == 0 or args.full:
+                    live_phase(kafka, workers[0], sink, watch, one.steady, args, figures)
             finally:
                 watch.stop()
                 workers[0].stop()
+            loads.append(os.getloadavg()[0])
             if not args.skip_two:
                 two, _, _ = run_workers("two workers", 2, kafka, here / "two", load, sink.url, args)
+                figures.add(two)
                 print(two.line(), flush=True)
+                print(f"two workers / one worker, steady: {two.steady / one.steady:.2f}x", flush=True)
                 ok &= two.complete
-            else:
-                two = None
-            ok &= one.complete and (peer is None or peer.complete)
-            if peer is not None:
-                ratios.append((one.steady / peer.steady, (two.steady if two else float("nan")) / peer.steady,
-                               one.from_spawn / peer.from_spawn, (two.from_spawn if two else float("nan")) / peer.from_spawn))
-                print(f"ratio to the peer, steady ev/s: one worker {ratios[-1][0]:.2f}x, two workers {ratios[-1][1]:.2f}x; "
-                      f"spawn to all stored: one worker {ratios[-1][2]:.2f}x, two workers {ratios[-1][3]:.2f}x; "
-                      f"CPU per event, peer/one worker {peer.cpu_per_10k / one.cpu_per_10k:.2f}x", flush=True)
+                loads.append(os.getloadavg()[0])
+            for kind in peers:
+                peer = figures.runs[f"{PEERS[kind][0]} peer"][-1]
+                print(f"events per CPU-second, one worker / {peer.name}: {one.per_cpu_second / peer.per_cpu_second:.2f}x; "
+                      f"steady ev/s {one.steady / peer.steady:.2f}x; spawn to all stored "
+                      f"{one.from_spawn / peer.from_spawn:.2f}x", flush=True)
             if broker:
-                print(f"broker CPU over the repeat: {process_cpu(broker):.0f} s since its start", flush=True)
-        if len(ratios) > 1:
-            print(f"ratio to the peer over {len(ratios)} repeats (steady; spawn to all stored): one worker median "
-                  f"{statistics.median(r[0] for r in ratios):.2f}x, min {min(r[0] for r in ratios):.2f}x; "
-                  f"{statistics.median(r[2] for r in ratios):.2f}x, min {min(r[2] for r in ratios):.2f}x; "
-                  f"two workers median {statistics.median(r[1] for r in ratios):.2f}x; "
-                  f"{statistics.median(r[3] for r in ratios):.2f}x")
+                print(f"broker CPU over the repeat: {process_cpu(broker) - broker_cpu:.0f} s (in no figure)", flush=True)
+        if args.profile:
+            profile_run(kafka, workdir / "profile", load, sink.url, args)
+        if args.full and not args.skip_restore:
+            figures.restore = state_restore(kafka.bootstrap, args.utms)
+            print(restore_line(figures.restore), flush=True)
     finally:
         sink.stop()
         kafka.stop()
     if not args.skip_rss:
-        figures = state_rss(args.utms)
-        print(f"RSS with {figures['utms']:,.0f} UTMs of state (registry + Detector fed one heartbeat each, own "
-              f"process): {figures['detector_mib']:.0f} MiB (peak {figures['peak_mib']:.0f}; after imports "
-              f"{figures['imports_mib']:.0f}, with the registry {figures['registry_mib']:.0f})", flush=True)
-    print(f"bench took {time.monotonic() - began:.0f} s; load average {os.getloadavg()[0]:.1f} at the end")
+        figures.state = detect_state(args.utms, args.dedup_share)
+        print(state_line(figures.state), flush=True)
+    loads.append(os.getloadavg()[0])
+    print()
+    print("\n".join(summary(figures, args, loads)))
+    print(f"bench took {time.monotonic() - began:.0f} s; load average {loadavg()} at the end")
     return 0 if ok else 1
+
+
+def profile_run(kafka: KafkaService, workdir: Path, load: Load, smtp: str, args: argparse.Namespace) -> None:
+    """One worker drains a fresh copy of the backlog (at most its first 60,000 events) while py-spy
+    samples each of its processes."""
+    events = load.events[:60_000]
+    part = Load(load.registry, events, load.heartbeats,
+                counts={**load.counts, "events": len(events), "unique_events": len({value for _, value in events})})
+    run, _, _ = run_workers("profiled", 1, kafka, workdir, part, smtp, args, profile=True)
+    print(f"-- profile (py-spy at {args.rate} Hz, --nonblocking) of one worker draining the backlog: {run.line()}")
+    for pid, label in sorted(run.profiled.items()):
+        raw = workdir / f"pyspy-{pid}.txt"
+        print(f"[{label}]")
+        print("\n".join(profile_report(raw, args.top)) if raw.exists() else "  no profile written", flush=True)
+
+
+def state_rss(utms: int, pairs: int = 0) -> dict[str, float]:
+    command = [sys.executable, "-m", "benchmarks.state_rss", "--utms", str(utms)]
+    if pairs:
+        command += ["--dedup-pairs", str(pairs)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return orjson.loads(done.stdout.strip().splitlines()[-1])
+
+
+def state_restore(bootstrap: str, utms: int) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.state_restore", "--utms", str(utms),
+                           "--bootstrap", bootstrap], cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        print(f"state_restore failed: {done.stderr[-2000:]}", flush=True)
+        return {}
+    return orjson.loads(done.stdout.strip().splitlines()[-1])
+
+
+DAY_PAIRS = DEDUP_RATE * 86_400
+
+
+def detect_state(utms: int, share: float) -> dict[str, float]:
+    """RSS of a detect worker's state: `utms` UTMs (registry + Detector, benchmarks/state_rss) and
+    the dedup memory of 24 h at DEDUP_RATE events/s spread over them. With `share` < 1 the dedup
+    memory is measured on that share of the UTMs, each with its full day of pairs (the same
+    structure per UTM as the whole day), and scaled up: filling 86.4 million pairs one by one
+    takes longer than the benchmark may."""
+    whole = state_rss(utms, DAY_PAIRS if share >= 1 else 0)
+    if share >= 1:
+        whole["day_mib"] = whole["detector_mib"] + whole["dedup_mib"]
+        whole["share"] = 1.0
+        return whole
+    part = state_rss(max(1, round(utms * share)), round(DAY_PAIRS * share))
+    whole.update(dedup_pairs=part["dedup_pairs"], dedup_mib=part["dedup_mib"], share=share,
+                 dedup_bytes_per_pair=part["dedup_bytes_per_pair"], sample_utms=part["utms"])
+    whole["day_mib"] = whole["detector_mib"] + part["dedup_mib"] / share
+    return whole
+
+
+def state_line(state: dict[str, float]) -> str:
+    scaled = state["share"] < 1
+    return (f"state of {state['utms']:,.0f} UTMs (registry + Detector fed one heartbeat each, own process): "
+            f"{state['detector_mib']:.0f} MiB (after imports {state['imports_mib']:.0f}, with the registry "
+            f"{state['registry_mib']:.0f}); dedup memory of 24 h at {DEDUP_RATE:,} ev/s ({DAY_PAIRS:,} pairs) "
+            + (f"measured on {state['sample_utms']:,.0f} UTMs with their day ({state['dedup_pairs']:,.0f} pairs): "
+               f"+{state['dedup_mib']:.0f} MiB, {state['dedup_bytes_per_pair']:.1f} B a pair, SCALED UP x{1 / state['share']:g} "
+               f"(--dedup-share 1 measures the whole day)" if scaled else
+               f"measured: +{state['dedup_mib']:.0f} MiB, {state['dedup_bytes_per_pair']:.1f} B a pair")
+            + f"; the state with its day: {state['day_mib']:,.0f} MiB")
+
+
+def restore_line(restore: dict[str, float]) -> str:
+    if not restore:
+        return "restore: not measured"
+    return (f"restore of a detect partition (state_restore: {restore['utms']:,} UTMs, {restore['pairs']:,} pairs "
+            f"= 1 h at 1,000 ev/s, real broker): read {restore['read_s']} s, restored {restore['restore_s']} s, "
+            f"RSS {restore['rss_mib']} MiB; extrapolated to 24 h: read {restore['day_read_s_extrapolated']} s, "
+            f"restore {restore['day_restore_s_extrapolated']} s, RSS {restore['day_rss_mib_extrapolated']} MiB")
+
+
+def median(values: list[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else float("nan")
+
+
+def summary(figures: Figures, args: argparse.Namespace, loads: list[float]) -> list[str]:
+    """Issue 22's targets, each beside the figure of this run (the median over repeats)."""
+    def of(name: str, value: Callable[[Run], float]) -> float:
+        return median([value(run) for run in figures.runs.get(name, [])])
+
+    rows: list[tuple[str, str, str, bool | None]] = []
+
+    def row(what: str, measured: str, target: str, met: bool | None) -> None:
+        rows.append((what, measured, target, met))
+
+    ones = figures.runs.get("one worker", [])
+    twos = figures.runs.get("two workers", [])
+    processes = ", ".join(sorted({name.split("'s child")[0] + (" + child" if "'s child" in name else "")
+                                  for run in ones for name, _ in run.processes}))
+    cpu = of("one worker", lambda r: r.cpu_per_10k)
+    row(f"CPU-s per 10,000 events, whole pipeline (one worker: {processes or '?'}; broker excluded)",
+        f"{cpu:.2f}", f"<= {TARGETS['cpu_per_10k']:.2f}", cpu <= TARGETS["cpu_per_10k"] if not math.isnan(cpu) else None)
+    if twos:
+        cpu2 = of("two workers", lambda r: r.cpu_per_10k)
+        row("  the same, two workers", f"{cpu2:.2f}", f"<= {TARGETS['cpu_per_10k']:.2f}",
+            cpu2 <= TARGETS["cpu_per_10k"] if not math.isnan(cpu2) else None)
+    rate = of("one worker", lambda r: r.steady)
+    row("one worker, events/s steady (Kafka and the store on the same 2 cores)", f"{rate:,.0f}",
+        f">= {TARGETS['one_rate']:,}", rate >= TARGETS["one_rate"] if not math.isnan(rate) else None)
+    if twos:
+        ratio = median([two.steady / one.steady for one, two in zip(ones, twos)])
+        rate2 = of("two workers", lambda r: r.steady)
+        row(f"two workers / one, steady ({rate2:,.0f} ev/s)", f"{ratio:.2f}x", f">= {TARGETS['two_ratio']}x",
+            ratio >= TARGETS["two_ratio"] if not math.isnan(ratio) else None)
+    for kind, key in (("quix", "quix_ratio"), ("arroyo", "arroyo_ratio")):
+        name = f"{PEERS[kind][0]} peer"
+        peers = figures.runs.get(name, [])
+        if not peers:
+            row(f"events per CPU-second, one worker / {name}", "not run", f">= {TARGETS[key]:g}x", None)
+            continue
+        ratio = median([one.per_cpu_second / peer.per_cpu_second for one, peer in zip(ones, peers)])
+        row(f"events per CPU-second, one worker / {name} ({of('one worker', lambda r: r.per_cpu_second):,.0f} / "
+            f"{of(name, lambda r: r.per_cpu_second):,.0f})", f"{ratio:.2f}x", f">= {TARGETS[key]:g}x",
+            ratio >= TARGETS[key] if not math.isnan(ratio) else None)
+    p99 = median(figures.p99_ms)
+    row(f"p99 event-to-alert at half the steady rate ({median(figures.half_rate):,.0f} ev/s)", f"{p99:,.0f} ms",
+        f"<= {TARGETS['p99_ms']:,} ms", p99 <= TARGETS["p99_ms"] if not math.isnan(p99) else None)
+    for title, entries in ((f"every ★★★ mail handed to SMTP at half rate: max after its event", figures.live_mail),
+                           (f"every ★★★ mail handed to SMTP while a {args.events:,}-event backlog drains: max after "
+                            "its alert", figures.backlog_mail)):
+        if not entries:
+            row(title, "not run", f"<= {TARGETS['mail_s']:g} s", None)
+            continue
+        worst = max(e[0] for e in entries)
+        mailed, missing = sum(e[1] for e in entries), sum(e[2] for e in entries)
+        row(f"{title} ({mailed} mailed, {missing} not)", f"{worst:.1f} s", f"<= {TARGETS['mail_s']:g} s",
+            None if not mailed and not missing else (worst <= TARGETS["mail_s"] and not missing))
+    if figures.state and ones:
+        day, extrapolated = figures.state["day_mib"], figures.state["share"] < 1
+        worker_rss = median([next((rss for name, rss in run.processes if name == "worker 0"), float("nan"))
+                             for run in ones])
+        estimate = worker_rss + day - figures.state["imports_mib"]
+        row(f"detect worker RSS, {figures.state['utms']:,.0f} UTMs + 24 h of dedup at {DEDUP_RATE:,} ev/s: the worker's "
+            f"peak ({worker_rss:.0f} MiB) + the state's ({day - figures.state['imports_mib']:,.0f} MiB"
+            + (f", dedup SCALED UP from {figures.state['sample_utms']:,.0f} UTMs' day" if extrapolated else "") + ")",
+            f"{estimate * 2**20 / 1e6:,.0f} MB", f"<= {TARGETS['worker_mb']} MB", estimate * 2**20 / 1e6 <= TARGETS["worker_mb"])
+    lines = [f"== issue 22's targets, measured in this run ({args.repeat} repeat(s), medians; load average "
+             f"{min(loads):.1f}-{max(loads):.1f} while it ran, on {os.cpu_count()} CPUs)"]
+    for what, measured, target, met in rows:
+        verdict = "met" if met else ("n/a" if met is None else "NOT met")
+        lines.append(f"{verdict:>8}  {measured:>10}  (target {target:<11})  {what}")
+    lines.append("peak RSS of each process (MiB):")
+    for name, runs in figures.runs.items():
+        for run in runs[:1]:
+            lines.append(f"  {name}: " + "; ".join(f"{label} {rss:,.0f}" for label, rss in run.processes))
+    if figures.restore:
+        lines.append(restore_line(figures.restore))
+    return lines
 
 
 def timings_line(path: Path, run: Run) -> str:
@@ -537,7 +834,7 @@ def timings_line(path: Path, run: Run) -> str:
                                                            for name, (seconds, calls) in parts[:12]))
 
 
-def backlog_mails(sink: TimedSmtpSink, watch: AlertWatch, since: float) -> None:
+def backlog_mails(sink: TimedSmtpSink, watch: AlertWatch, since: float) -> tuple[float, int, int]:
     """★★★ alerts judged while the backlog drained: their mails, waited for up to the urgent wait + 5 s."""
     deadline = time.time() + URGENT_WAIT + 5
     while time.time() < deadline:
@@ -549,24 +846,28 @@ def backlog_mails(sink: TimedSmtpSink, watch: AlertWatch, since: float) -> None:
     print(f"★★★ mails during the backlog drain: {len(delays)} alerts mailed, {missing} not (yet); handed to SMTP "
           f"p50 {pct(delays, 0.5):.1f} s, max {max(delays, default=float('nan')):.1f} s after the alert was "
           f"published (urgent wait {URGENT_WAIT:g} s; the events were in the backlog before)", flush=True)
+    return max(delays, default=float("nan")), len(delays), missing
 
 
 def live_phase(kafka: KafkaService, worker: WorkerProcess, sink: TimedSmtpSink, watch: AlertWatch, rate: float,
-               args: argparse.Namespace) -> None:
+               args: argparse.Namespace, figures: Figures) -> None:
     half = rate / 2
-    lines = live_lines(max(1000, int(half * args.latency_seconds)), seed=args.seed + 1000)
+    lines = live_lines(max(1000, int(half * args.latency_seconds)), seed=args.seed + 1000 + len(figures.half_rate))
     started = time.time()
     took = send_paced(kafka.bootstrap, worker.topics.events, lines, half)
     time.sleep(3)
     latencies = [at - last_seen.timestamp() for at, last_seen, _ in list(watch.versions)
                  if last_seen.timestamp() >= started - 0.01]
-    print(f"live at half the steady rate ({half:,.0f} ev/s, {len(lines):,} events in {took:.1f} s): event-to-alert "
+    figures.half_rate.append(len(lines) / took)
+    figures.p99_ms.append(pct(latencies, 0.99) * 1000)
+    print(f"live at half the steady rate ({half:,.0f} ev/s asked, {len(lines):,} events in {took:.1f} s): event-to-alert "
           f"p50 {pct(latencies, 0.5) * 1000:.0f} ms, p99 {pct(latencies, 0.99) * 1000:.0f} ms, "
           f"max {max(latencies, default=float('nan')) * 1000:.0f} ms over {len(latencies)} alert versions", flush=True)
     deadline = time.time() + URGENT_WAIT + 5
     while time.time() < deadline and mail_delays(sink, watch, started, from_event=True)[1]:
         time.sleep(1)
     delays, missing = mail_delays(sink, watch, started, from_event=True)
+    figures.live_mail.append((max(delays, default=float("nan")), len(delays), missing))
     print(f"★★★ mails at half rate: {len(delays)} alerts mailed, {missing} not; handed to SMTP p50 "
           f"{pct(delays, 0.5):.1f} s, max {max(delays, default=float('nan')):.1f} s after the event "
           f"(target: urgent wait {URGENT_WAIT:g} s + 1 s)", flush=True)

@@ -3,8 +3,10 @@ MIMAMORI_BENCH_TIMINGS names a file, it wraps the awaits of the partitioned runt
 Detector's step and writes, every second and at exit, the wall seconds and calls of each, per processor, as JSON.
 
 What it wraps: `Detector.step` (the logic), `Publisher.send_all` (messages out and their acks),
-`PartitionedProcessor.write_state` (state out and its acks), `AIOKafkaConsumer.commit` and
-`getmany` (fetch wait), the chdb `Store.insert`, and `PartitionedProcessor._take` (a whole batch).
+`PartitionedProcessor._commit` (a batch's transaction: messages, state and offsets out, their acks
+and the commit), `AIOKafkaConsumer.getmany` (fetch wait), the store's `insert`, and
+`PartitionedProcessor._take` (a batch judged; with the overlap its transaction runs after it). A
+hook point that is not there (renamed) is named on stderr and skipped.
 """
 from __future__ import annotations
 
@@ -20,13 +22,26 @@ def _install(path: str) -> None:
     import functools
     import threading
 
+    import importlib
+
     import orjson
     from aiokafka import AIOKafkaConsumer
 
-    from agents.processors import detect
-    from agents.runtime import processor as runtime
     from pipeline import engine
-    from pipeline.io.store import backends
+
+    def module(*names: str):  # type: ignore[no-untyped-def]
+        """The first of `names` that imports (modules moved in issue 24)."""
+        for name in names:
+            try:
+                return importlib.import_module(name)
+            except ImportError:
+                continue
+        raise ImportError(f"none of {names}")
+
+    runtime = module("agents.runtime.processor", "agents.runtime")
+    detect = module("agents.processors.detect", "agents.detect")
+    backends = module("pipeline.io.store.backends", "pipeline.store.backends")
+    missing: list[str] = []
 
     spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
 
@@ -36,7 +51,10 @@ def _install(path: str) -> None:
         entry[1] += 1
 
     def timed_async(cls: type, attr: str, label) -> None:  # type: ignore[no-untyped-def]
-        original = getattr(cls, attr)
+        original = getattr(cls, attr, None)
+        if original is None:
+            missing.append(f"{cls.__name__}.{attr}")
+            return
 
         @functools.wraps(original)
         async def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -49,7 +67,10 @@ def _install(path: str) -> None:
         setattr(cls, attr, wrapper)
 
     def timed_sync(cls: type, attr: str, label: str) -> None:
-        original = getattr(cls, attr)
+        original = getattr(cls, attr, None)
+        if original is None:
+            missing.append(f"{cls.__name__}.{attr}")
+            return
 
         @functools.wraps(original)
         def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -65,33 +86,48 @@ def _install(path: str) -> None:
         return str(getattr(consumer, "_client", None) and consumer._client._client_id)  # noqa: SLF001
 
     timed_async(runtime.PartitionedProcessor, "_take", lambda p: f"{p.name}: whole batch")
-    timed_async(runtime.PartitionedProcessor, "write_state", lambda p: f"{p.name}: write_state (acks)")
+    timed_async(runtime.PartitionedProcessor, "_commit", lambda p: f"{p.name}: transaction (messages, acks, commit)")
     timed_async(runtime.Publisher, "send_all", lambda p: "publisher: send_all (acks), all callers")
     timed_async(AIOKafkaConsumer, "commit", lambda c: f"{client(c)}: commit")
     timed_async(AIOKafkaConsumer, "getmany", lambda c: f"{client(c)}: getmany")
     timed_sync(engine.Detector, "step", "detect: Detector.step")
-    timed_async(detect.DetectHandler, "publish", lambda s: "detect: publish (rows, JSON, send, acks)")
-    original_rows = engine.DetectorStep.rows.fget
+    side = getattr(detect, "DetectHandler", None) or getattr(detect, "UtmSide")
+    timed_async(side, "publish", lambda s: "detect: publish (rows, JSON, send, acks)")
+    if isinstance(getattr(engine.DetectorStep, "rows", None), property):
+        original_rows = engine.DetectorStep.rows.fget
 
-    def rows(self):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return original_rows(self)
-        finally:
-            note("detect: DetectorStep.rows", time.perf_counter() - started)
+        def rows(self):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            try:
+                return original_rows(self)
+            finally:
+                note("detect: DetectorStep.rows", time.perf_counter() - started)
 
-    engine.DetectorStep.rows = property(rows)  # type: ignore[assignment]
-    original_writes = detect._state_writes
+        engine.DetectorStep.rows = property(rows)  # type: ignore[assignment]
+    else:
+        missing.append("DetectorStep.rows")
+    original_writes = getattr(detect, "_state_writes", None)
+    if original_writes is not None:
+        def state_writes(*args, **kwargs):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            try:
+                return original_writes(*args, **kwargs)
+            finally:
+                note("detect: _state_writes", time.perf_counter() - started)
 
-    def state_writes(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return original_writes(*args, **kwargs)
-        finally:
-            note("detect: _state_writes", time.perf_counter() - started)
+        detect._state_writes = state_writes
+    else:
+        missing.append("detect._state_writes")
+    try:  # a held store (issue 22): the worker's side of the call, the engine in the holder's process
+        from pipeline.io.store.holder import HeldStore
 
-    detect._state_writes = state_writes
-    timed_sync(backends.ChdbStore, "insert", "store: ChdbStore.insert (thread)")
+        timed_sync(HeldStore, "insert_json", "store: insert_json to the holder (thread)")
+    except ImportError:
+        timed_sync(backends.ChdbStore, "insert_json", "store: ChdbStore.insert_json (thread)")
+    if missing:
+        import sys
+
+        print(f"bench timings: no hook on {', '.join(missing)} (renamed?)", file=sys.stderr)
 
     def dump() -> None:
         data = orjson.dumps(dict(spent))
