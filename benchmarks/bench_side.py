@@ -123,9 +123,10 @@ class ProcessTree:
             words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
         except (FileNotFoundError, ProcessLookupError):
             words = []
-        text = " ".join(w for w in words if w)
+        words = [w for w in words if w]
+        what = words[words.index("-m") + 1] if "-m" in words[:-1] else " ".join(words)[-60:]
         parent = next((label for root, label in self.roots.items() if self._descends(pid, root)), "?")
-        return f"{parent}'s child {pid} ({text[-60:] if len(text) > 60 else text})"
+        return f"{parent}'s child ({what})"
 
     def _descends(self, pid: int, root: int) -> bool:
         try:
@@ -758,8 +759,7 @@ def summary(figures: Figures, args: argparse.Namespace, loads: list[float]) -> l
 
     ones = figures.runs.get("one worker", [])
     twos = figures.runs.get("two workers", [])
-    processes = ", ".join(sorted({name.split("'s child")[0] + (" + child" if "'s child" in name else "")
-                                  for run in ones for name, _ in run.processes}))
+    processes = " + ".join(name for name, _ in ones[0].processes) if ones else ""
     cpu = of("one worker", lambda r: r.cpu_per_10k)
     row(f"CPU-s per 10,000 events, whole pipeline (one worker: {processes or '?'}; broker excluded)",
         f"{cpu:.2f}", f"<= {TARGETS['cpu_per_10k']:.2f}", cpu <= TARGETS["cpu_per_10k"] if not math.isnan(cpu) else None)
