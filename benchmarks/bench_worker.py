@@ -63,10 +63,9 @@ def bulk_producer(bootstrap: str) -> KafkaProducer:
 
 
 def mirror_registry(bootstrap: str, worker: WorkerProcess, load: Load) -> float:
-    """Publishes the registry and lets a first run of the worker mirror it, then stops that run.
-
-    A worker started cold on a backlog refuses events as unknown_utm until its registry mirror has
-    caught up; on a restart the mirror is recovered from its changelog before the agents run.
+    """Publishes the registry and lets a first run of the worker mirror it to the store, then stops
+    that run, so that the measured run starts with the registry published and mirrored (its
+    processors wait for the follower to have read the registry before they take any event).
     """
     started = time.monotonic()
     worker.start(wait=180)
