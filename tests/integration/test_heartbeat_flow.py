@@ -15,7 +15,7 @@ from pipeline.io.store.backends import open_store
 from pipeline.io.store.sqlfiles import query_sql
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.heartbeats import Heartbeats
-from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for
+from tests.support.worker import WorkerProcess, one_tenant_registry, produce, settle, wait_for
 
 TIMEOUT_S = 6
 TENANT = "t-hb"
@@ -56,27 +56,32 @@ def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytes
     try:
         produce(worker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
         with Heartbeats(worker, UTMS, firmware="7.2.1") as beats:
-            time.sleep(TIMEOUT_S * 2)  # past the start-up grace, every UTM online
+            wait_for(lambda: worker.metric("mimamori_utms", status="online") == len(UTMS), timeout=60,
+                     message="every UTM online")
             assert utm_mails(smtp) == [], "no mail while every UTM beats"
             beats.silent.add(SILENT)
             stopped = time.monotonic()
             wait_for(lambda: "utm-down" in kinds_for(utm_mails(smtp), SILENT), timeout=TIMEOUT_S * 6,
-                     message="utm-down mail")
+                     every=0.1, message="utm-down mail")
             timings["down_after_s"] = time.monotonic() - stopped
-            time.sleep(3)
+            worker.caught_up("detect", "store")  # the status change stored
             worker.stop()
             while_offline = read_status(worker.store_url)
             restarted = time.monotonic()
             worker.start()
             timings["restart_s"] = time.monotonic() - restarted
-            time.sleep(TIMEOUT_S * 2 + 3)  # the grace and several checks with the UTM still silent
+            wait_for(lambda: worker.metric("mimamori_utms", status="offline") == 1, timeout=60,
+                     message="the restarted worker knows the silent UTM offline")
+            # its start-up grace (one heartbeat timeout, configured) and checks after it, the UTM still silent
+            time.sleep(max(0.0, restarted + TIMEOUT_S - time.monotonic()))
+            settle(worker)
             mails_while_silent = kinds_for(utm_mails(smtp), SILENT)
             beats.silent.clear()
             resumed = time.monotonic()
             wait_for(lambda: "utm-recovered" in kinds_for(utm_mails(smtp), SILENT), timeout=TIMEOUT_S * 6,
-                     message="utm-recovered mail")
+                     every=0.1, message="utm-recovered mail")
             timings["recovered_after_s"] = time.monotonic() - resumed
-            time.sleep(TIMEOUT_S)
+            settle(worker)  # a second mail would have come
         sent = dict(beats.sent)
     finally:
         worker.stop()
@@ -95,7 +100,9 @@ def test_the_silent_utm_gets_one_down_and_one_recovered_mail(flow: dict[str, Any
 
 def test_the_other_utms_get_no_mail(flow: dict[str, Any]) -> None:
     assert [m["X-Mimamori-Utm"] for m in flow["mails"]] == [SILENT, SILENT]
-    assert all(flow["sent"][utm_id] > 3 * TIMEOUT_S for utm_id in UTMS)
+    # the others beat all along: over three timeouts in which a wrong utm-down would have been mailed
+    assert all(flow["sent"][utm_id] > 3 * TIMEOUT_S for utm_id in UTMS if utm_id != SILENT)
+    assert flow["sent"][SILENT] > 0
 
 
 def test_the_status_changes_reach_the_store(flow: dict[str, Any]) -> None:

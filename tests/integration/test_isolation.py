@@ -4,7 +4,6 @@ Two workers of different prefixes run on one broker at once; the first is then r
 again the events it had stored, long after any start-up grace: they are duplicates."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -97,7 +96,8 @@ def test_a_resend_after_a_restart_is_a_duplicate(pair: tuple[WorkerProcess, Work
     wait_for(lambda: metric(worker, "mimamori_records_total") >= 40, timeout=60, message="40 events taken")
     worker.stop()
     worker.start()
-    time.sleep(5)  # past any start-up grace of the old worker (there is none now)
+    wait_for(lambda: worker.health().get("partitions", {}).get("detect") == list(range(PARTITIONS)), timeout=90,
+             message="the restarted worker owns every detect partition, its saved state read")
     send(worker, events(40) + events(1, first=40))
     wait_for(lambda: metric(worker, "mimamori_records_total") >= 41, timeout=60, message="the resend taken")
     assert metric(worker, "mimamori_duplicates_total") == 40

@@ -18,7 +18,7 @@ import pytest
 from pipeline.simulate import Simulation
 from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import ROOT, KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, committed_everything, read_topic, wait_for
+from tests.support.worker import WorkerProcess, read_to_end, read_topic, settle, wait_for
 
 ITERATIONS = 20
 KILLED_AT: list[float] = []
@@ -64,7 +64,7 @@ def kill_at(worker: WorkerProcess, moment: str, smtp: SmtpSink, step: int) -> st
 
 
 @pytest.fixture(scope="module")
-def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
+def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation, replayed: tuple[list, Path],
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("kill-loop"), own_smtp_server.url)
     worker.create_topics()
@@ -79,14 +79,13 @@ def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
             send_lines(worker, lines[step * chunk:(step + 1) * chunk])
             deaths.append(kill_at(worker, MOMENTS[step % len(MOMENTS)], own_smtp_server, step))
         worker.start()
-        topics = worker.topics
-        wait_for(lambda: committed_everything(worker.bootstrap, topics.group("detect"), [topics.events, topics.heartbeats]),
-                 timeout=240, every=1.0, message="every input line committed")
-        wait_for(lambda: committed_everything(worker.bootstrap, topics.group("mail-timing"), [topics.mail_requests]),
-                 timeout=60, every=1.0, message="every mail request committed")
-        time.sleep(12)  # the last group's wait and interval (FAST_TIMINGS), then the outbox
-        wait_for(lambda: committed_everything(worker.bootstrap, topics.group("mail-sender"), [topics.outbox]),
-                 timeout=60, every=1.0, message="every outbox mail delivered")
+        worker.caught_up("detect", timeout=240)  # every input line committed
+        records, _ = replayed
+        mailed = {i for r in records if r["record"] == "mail" and r["kind"] == "alert" for i in r["alert_ids"]}
+        wait_for(lambda: mailed <= {i.strip() for m in own_smtp_server.received() if m["X-Mimamori-Kind"] == "alert"
+                                    for i in str(m["X-Mimamori-Alerts"]).split(",")},
+                 timeout=120, message="every alert replay mails mailed (the last groups' wait and interval)")
+        settle(worker)  # every outbox mail delivered, and a repeat would have come
         metrics = worker.metrics()
         log = "\n".join((worker.workdir / f"worker-{n}.log").read_text(errors="replace")
                         for n in range(1, worker.starts + 1))
@@ -94,8 +93,8 @@ def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
         worker.stop()
     print(f"kill loop: {ITERATIONS} kills in {time.monotonic() - started:.0f}s: {deaths}")
     return {"worker": worker, "deaths": deaths, "metrics": metrics, "log": log,
-            "alerts": [orjson.loads(v) for _, v in read_topic(kafka.bootstrap, worker.topics.alerts, timeout=30, idle=3)],
-            "rejections": [orjson.loads(v) for _, v in read_topic(kafka.bootstrap, worker.topics.rejected, timeout=30, idle=3)],
+            "alerts": [orjson.loads(v) for _, v in read_to_end(kafka.bootstrap, worker.topics.alerts)],
+            "rejections": [orjson.loads(v) for _, v in read_to_end(kafka.bootstrap, worker.topics.rejected)],
             "mails": own_smtp_server.received(),
             "arrivals": list(zip(own_smtp_server.received(), list(own_smtp_server.arrivals))),
             "killed_at": list(KILLED_AT)}

@@ -26,11 +26,14 @@ from tests.support.services import KafkaService
 
 
 class Echo:
-    """Each input record gives one output record naming it and the member that wrote it."""
+    """Each input record gives one output record naming it and the member that wrote it. With
+    `stall`, its first call awaits that long; with `block`, its first call blocks its whole event
+    loop (heartbeats included, as a GC pause does) until the test sets `block` (at most 120 s)."""
 
-    def __init__(self, name: str, out: str, stall: float = 0.0, block: float = 0.0) -> None:
+    def __init__(self, name: str, out: str, stall: float = 0.0, block: threading.Event | None = None) -> None:
         self.name, self.out, self.stall, self.block = name, out, stall, block
         self.calls = 0
+        self.woke = threading.Event()
 
     async def assigned(self, partition: int, saved: SavedState) -> None:
         return None
@@ -42,8 +45,9 @@ class Echo:
         self.calls += 1
         if self.calls == 1 and self.stall:
             await asyncio.sleep(self.stall)
-        if self.calls == 1 and self.block:
-            time.sleep(self.block)  # the whole event loop stops, heartbeats included
+        if self.calls == 1 and self.block is not None:
+            self.block.wait(timeout=120)  # the whole event loop stops, heartbeats included
+            self.woke.set()
         return Output([(self.out, r.value, f"{self.name}:{r.value.decode()}".encode(), None) for r in records])
 
 
@@ -117,8 +121,8 @@ def test_a_handler_slower_than_its_poll_share_is_cut_and_its_records_read_again(
 def test_a_member_that_blocks_past_the_session_timeout_is_fenced(kafka: KafkaService) -> None:
     source, out, group = _topics(kafka)
     values = [f"r{i}" for i in range(30)]
-    stop = threading.Event()
-    zombie = Echo("zombie", out, block=20.0)
+    stop, release = threading.Event(), threading.Event()
+    zombie = Echo("zombie", out, block=release)
     first = _member(kafka, group, source, zombie, stop)
     _send(kafka, source, values)
     deadline = time.monotonic() + 60
@@ -128,9 +132,11 @@ def test_a_member_that_blocks_past_the_session_timeout_is_fenced(kafka: KafkaSer
     second = _member(kafka, group, source, heir, stop)
     try:
         found = _committed_output(kafka, out, len(values), timeout=120)
-        time.sleep(15)  # the zombie wakes up and tries to commit what it computed
+        release.set()  # the zombie wakes up, after the heir took its partition over, and tries to commit
+        assert zombie.woke.wait(timeout=30), "the first member never woke up"
         found += _committed_output(kafka, out, 10 ** 6, timeout=5)[len(found):]
     finally:
+        release.set()
         stop.set()
         first.join(timeout=30)
         second.join(timeout=30)

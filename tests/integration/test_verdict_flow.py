@@ -16,7 +16,7 @@ import pytest
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from tests.support.services import ROOT, KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, one_tenant_registry, produce, read_topic, wait_for
+from tests.support.worker import WorkerProcess, one_tenant_registry, produce, read_to_end, read_topic, settle, wait_for
 
 TENANT = "t-verdict"
 UTM = "utm-verdict-01"
@@ -52,11 +52,11 @@ def alerts(worker: WorkerProcess, expect: int) -> list[dict[str, Any]]:
 def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     smtp = own_smtp_server
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("verdict-worker"), smtp.url)
-    worker.start()
+    worker.create_topics()
+    produce(worker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
+    worker.start()  # it reads the registry topics to their end before it takes events
     timings: dict[str, float] = {}
     try:
-        produce(worker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
-        time.sleep(3)
         produce(worker.bootstrap, [(worker.topics.events, UTM.encode(), unknown_severe_event())])
         wait_for(lambda: len(alerts(worker, 1)) >= 1, timeout=60, message="the grade-0 alert")
         before = alerts(worker, 1)
@@ -71,8 +71,8 @@ def flow(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytes
         timings["republished_after_s"] = time.monotonic() - sent
         wait_for(lambda: tenant_mails(smtp, "investigation-report"), timeout=60, message="the investigation report")
         timings["report_after_s"] = time.monotonic() - sent
-        time.sleep(5)
-        after = alerts(worker, 100)
+        settle(worker)  # a second mail would have come
+        after = [orjson.loads(value) for _, value in read_to_end(worker.bootstrap, worker.topics.alerts)]
     finally:
         worker.stop()
     print("verdict flow timings:", timings)

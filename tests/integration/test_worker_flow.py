@@ -3,7 +3,6 @@ rows and mails out, compared with what `mimamori replay` makes of the same lines
 from __future__ import annotations
 
 import collections
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from pipeline.models import REJECTION_REASONS
 from pipeline.simulate import Simulation
 from tests.support.flows import final_alerts, publish_registry, send_lines, store_counts
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, read_topic, wait_for
+from tests.support.worker import WorkerProcess, read_to_end, read_topic, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +21,22 @@ def flow(kafka: KafkaService, smtp_server: SmtpSink, sim: Simulation,
          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One clean run: registry, then every line, then the worker stops and its store is read."""
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("worker"), smtp_server.url)
+    worker.create_topics()
+    publish_registry(worker, sim)  # a worker reads the registry topics to their end before it takes events
     worker.start()
     try:
-        publish_registry(worker, sim)
-        time.sleep(3)
         mails_before = len(smtp_server.received())
         send_lines(worker, sim.lines)
         rejected = read_topic(kafka.bootstrap, worker.topics.rejected,
                               expect=sum(sim.expected["counts"]["rejections"].values()), timeout=120)
-        alerts = read_topic(kafka.bootstrap, worker.topics.alerts, timeout=120, idle=8)
+        worker.caught_up("detect")  # every line taken
+        alerts = read_to_end(kafka.bootstrap, worker.topics.alerts)
         wait_for(lambda: len(smtp_server.received()) > mails_before, timeout=60, message="a mail")
-        time.sleep(10)
+        wait_for(lambda: worker.metric("mimamori_alert_to_smtp_seconds_count") >= 1, timeout=60,
+                 message="a mail handed to SMTP timed")
+        worker.caught_up()  # every processor at the end of its inputs
+        wait_for(lambda: "heartbeat-check" in worker.health().get("progress", {}), timeout=60,
+                 message="a heartbeat check")
         metrics = worker.metrics()
         health = worker.health()
     finally:

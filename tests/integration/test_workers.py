@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,7 +22,7 @@ from tests.support.flows import final_alerts, publish_registry, send_lines, stor
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.heartbeats import Heartbeats
 from tests.support.worker import (
-    WorkerProcess, committed_everything, one_tenant_registry, produce, read_topic, wait_for,
+    WorkerProcess, one_tenant_registry, produce, read_to_end, settle, wait_for,
 )
 
 
@@ -38,16 +37,8 @@ def deployment(kafka: KafkaService, smtp: SmtpSink, root: Path, names: list[str]
     return [first, *others]
 
 
-def drained(worker: WorkerProcess) -> bool:
-    t = worker.topics
-    return (committed_everything(worker.bootstrap, t.group("detect"), [t.events, t.heartbeats])
-            and committed_everything(worker.bootstrap, t.group("mail-timing"), [t.mail_requests])
-            and committed_everything(worker.bootstrap, t.group("mail-sender"), [t.outbox])
-            and committed_everything(worker.bootstrap, t.group("store"), [t.store_rows]))
-
-
 @pytest.fixture(scope="module")
-def shared(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
+def shared(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation, replayed: tuple[list, Path],
            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     a, b, c = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp("workers"), ["a", "b", "c"])
     half = len(sim.lines) // 2
@@ -59,23 +50,29 @@ def shared(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
         c.start()
         wait_for(lambda: len(c.health().get("partitions", {}).get("detect", [])) > 0, timeout=90,
                  message="the third worker takes partitions")
+        taken = a.metric("mimamori_records_total")
         sender = threading.Thread(target=send_lines, args=(a, sim.lines[half:]))
         sender.start()
-        time.sleep(1.0)
+        wait_for(lambda: a.metric("mimamori_records_total") > taken, timeout=60, every=0.05,
+                 message="the first worker takes lines of the second half")
         holder = a.health().get("partitions", {}).get("store")
         a.kill()  # the worker holding the embedded store, mid-stream
         sender.join()
         wait_for(lambda: any("store" in w.health().get("partitions", {}) for w in (b, c)), timeout=60,
                  message="another worker takes the store over")
-        wait_for(lambda: drained(b), timeout=300, every=2.0, message="everything committed")
-        time.sleep(10)  # the last mails' group wait and interval
-        wait_for(lambda: drained(b), timeout=120, every=2.0, message="the last mails delivered")
+        b.caught_up(timeout=300)  # everything committed
+        records, _ = replayed
+        mailed = {i for r in records if r["record"] == "mail" and r["kind"] == "alert" for i in r["alert_ids"]}
+        wait_for(lambda: mailed <= {i.strip() for m in own_smtp_server.received() if m["X-Mimamori-Kind"] == "alert"
+                                    for i in str(m["X-Mimamori-Alerts"]).split(",")},
+                 timeout=120, message="every alert replay mails mailed (the last groups' wait and interval)")
+        settle(b, c)
         logs = b.log_text() + c.log_text()
     finally:
         for worker in (a, b, c):
             worker.stop()
     rows, events = stored_events(a.extra_env["MIMAMORI_CLICKHOUSE"])
-    return {"alerts": [orjson.loads(v) for _, v in read_topic(kafka.bootstrap, a.topics.alerts, timeout=30, idle=3)],
+    return {"alerts": [orjson.loads(v) for _, v in read_to_end(kafka.bootstrap, a.topics.alerts)],
             "mails": own_smtp_server.received(), "rows": rows, "events": events,
             "holder": holder, "logs": logs}
 
@@ -143,14 +140,17 @@ def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pyt
         wait_for(lambda: all(w.health().get("partitions", {}).get("detect") for w in (a, b)), timeout=90,
                  message="both workers own detect partitions")
         beats.thread.start()
-        time.sleep(10)  # every UTM seen, past the start-up grace
+        wait_for(lambda: sum(w.metric("mimamori_utms", status="online") for w in (a, b)) == len(FLEET), timeout=60,
+                 message="every UTM seen online")
         silent = spread_silent(10)
         owners = {w.web_port for w in (a, b) for u in silent
                   if partition_for(u, PARTITIONS) in w.health().get("partitions", {}).get("detect", [])}
         beats.silent.update(silent)
         wait_for(lambda: all(_gauge(w, "mimamori_mass_outage") == 1 for w in (a, b)), timeout=40,
                  message="both workers declare the mass outage")
-        time.sleep(8)  # past the timeout: the silent UTMs are offline now
+        wait_for(lambda: sum(w.metric("mimamori_utms", status="offline") for w in (a, b)) == len(silent), timeout=60,
+                 message="the silent UTMs offline")
+        settle(a, b)  # a utm-down made now would come out
         mails = list(own_smtp_server.received())
         yield {"owners": owners, "mails": mails, "silent": silent}
     finally:

@@ -36,6 +36,11 @@ FAST_TIMINGS = {
 }
 
 
+PROCESSOR_INPUTS = {"detect": ("events", "heartbeats"), "mail-timing": ("mail_requests",),
+                    "mail-sender": ("outbox",), "store": ("store_rows",)}
+"""The input topics (Topics attributes) of the worker's processors, by processor (group) name."""
+
+
 @dataclass
 class WorkerProcess:
     """One worker, on a topic prefix of its own so tests never see each other's records."""
@@ -86,8 +91,27 @@ class WorkerProcess:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
             if "detect" in self.health().get("progress", {}) or self._assigned():
                 return
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise RuntimeError(f"worker not ready within {wait}s:\n{self.log_tail()}")
+
+    def caught_up(self, *processors: str, timeout: float = 120.0) -> None:
+        """Wait until each named processor (by default the four of an event's way, in its order:
+        detect, mail timing, sender, store) has committed its input topics up to their ends as they
+        are when its turn comes: everything sent to the worker before the call has been taken, and
+        what it made is on its topics. Input that goes on arriving (heartbeats) does not hold it."""
+        topics = self.topics
+        for name in processors or tuple(PROCESSOR_INPUTS):
+            inputs = [getattr(topics, t) for t in PROCESSOR_INPUTS[name]]
+            ends = end_offsets(self.bootstrap, inputs)
+            wait_for(lambda: committed_up_to(self.bootstrap, topics.group(name), ends), timeout=timeout,
+                     every=0.25, message=f"{name} at the end of {', '.join(inputs)}")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` with these labels in /metrics (0 when there is none)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return sum(s.value for family in text_string_to_metric_families(self.metrics()) for s in family.samples
+                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
     def _assigned(self) -> bool:
         text = self.log_text()
@@ -168,6 +192,28 @@ def read_topic(bootstrap: str, topic: str, *, expect: int | None = None, timeout
     return found
 
 
+def read_to_end(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record the topic holds now (up to its end offsets at the call), in
+    partition order: for a topic whose writers are done (their processor committed its inputs)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: dict[TopicPartition, list[tuple[bytes | None, bytes | None]]] = {tp: [] for tp in tps}
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"reading {topic} took more than {timeout}s"
+            for tp, messages in consumer.poll(timeout_ms=500, max_records=20_000).items():
+                out[tp] += [(m.key, m.value) for m in messages]
+        return [kv for tp in tps for kv in out[tp]]
+    finally:
+        consumer.close()
+
+
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.5, message: str = "condition") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,6 +221,27 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.5, message: str 
             return
         time.sleep(every)
     raise AssertionError(f"{message} not met within {timeout}s")
+
+
+
+MAIL_HOLD = float(FAST_TIMINGS["MIMAMORI_MAIL_GROUP_INTERVAL"].removesuffix("s"))
+"""The longest the mail timing keeps a made alert in its state before the mail (the group interval)."""
+
+
+def settle(*workers: WorkerProcess, timeout: float = 120.0) -> None:
+    """Before a check that something did not happen (no second mail, no wrong one): wait until the
+    workers took everything sent before and their senders have no mail waiting, then for what the
+    mail timing may still hold (MAIL_HOLD, a configured duration), then again: whatever the input
+    made has come out by then."""
+    alive = [w for w in workers if w.proc is not None and w.proc.poll() is None]
+    for _ in range(2):
+        for worker in alive:
+            worker.caught_up(timeout=timeout)
+        for worker in alive:
+            wait_for(lambda: worker.metric("mimamori_mail_oldest_undelivered_age_seconds") == 0, timeout=timeout,
+                     every=0.25, message="no mail waiting in the sender")
+        if _ == 0:
+            time.sleep(MAIL_HOLD)
 
 
 def one_tenant_registry(tenant_id: str, name: str, emails: list[str], utm_ids: list[str], *,
@@ -192,6 +259,29 @@ def one_tenant_registry(tenant_id: str, name: str, emails: list[str], utm_ids: l
         "utms": [{"utm_id": utm_id, "tenant_id": tenant_id, "model": "ZA-SA3500G",
                   "registered_at": f"{start}T00:00:00Z", "active": True} for utm_id in utm_ids],
     }
+
+
+def end_offsets(bootstrap: str, topics: list[str], partitions: int = PARTITIONS) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> its end offset now."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        ends = consumer.end_offsets([TopicPartition(t, p) for t in topics for p in range(partitions)])
+        return {(tp.topic, tp.partition): end for tp, end in ends.items()}
+    finally:
+        consumer.close()
+
+
+def committed_up_to(bootstrap: str, group: str, ends: dict[tuple[str, int], int]) -> bool:
+    """Whether `group` committed each (topic, partition) of `ends` up to its offset there."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return all((consumer.committed(TopicPartition(t, p)) or 0) >= end for (t, p), end in ends.items())
+    finally:
+        consumer.close()
 
 
 def committed_everything(bootstrap: str, group: str, topics: list[str], partitions: int = PARTITIONS) -> bool:
