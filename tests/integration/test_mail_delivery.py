@@ -16,7 +16,7 @@ from pipeline.mail.render import message_id_for
 from mimamori.producer import registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, produce, read_topic, wait_for
+from tests.support.worker import WorkerProcess, produce, read_to_end, read_topic, settle, wait_for
 
 TENANTS = {
     "t-mail-a": {"locale": "ja", "notify_emails": ["security@a.example.jp"]},
@@ -83,14 +83,13 @@ def message_ids(messages: list[EmailMessage]) -> list[str]:
     return [str(m["Message-ID"]) for m in messages]
 
 
-def outbox(worker: WorkerProcess, expect: int | None = None) -> list[dict[str, Any]]:
-    return [orjson.loads(v) for _, v in read_topic(worker.bootstrap, worker.topics.outbox, expect=expect,
-                                                    timeout=30, idle=3)]
+def outbox(worker: WorkerProcess) -> list[dict[str, Any]]:
+    return [orjson.loads(v) for _, v in read_to_end(worker.bootstrap, worker.topics.outbox)]
 
 
 def latest_alerts(worker: WorkerProcess) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
-    for _, value in read_topic(worker.bootstrap, worker.topics.alerts, timeout=30, idle=3):
+    for _, value in read_to_end(worker.bootstrap, worker.topics.alerts):
         record = orjson.loads(value)
         if record["alert_id"] not in latest or record["version"] >= latest[record["alert_id"]]["version"]:
             latest[record["alert_id"]] = record
@@ -130,17 +129,17 @@ def sink() -> Iterator[SmtpSink]:
 def run(kafka: KafkaService, sink: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("mail-worker"), sink.url)
     timings: dict[str, float] = {}
+    worker.create_topics()
+    produce(kafka.bootstrap, registry_records(registry_from_data(registry_data()), worker.topics))
     began = time.monotonic()
-    worker.start()
+    worker.start()  # it reads the registry topics to their end before it takes events
     timings["first start"] = time.monotonic() - began
     try:
-        produce(kafka.bootstrap, registry_records(registry_from_data(registry_data()), worker.topics))
-        time.sleep(3)
         sent = time.monotonic()
         send_wave(worker, 0)
-        wait_for(lambda: len(sink.received()) >= len(TENANTS), timeout=60, message="one mail per tenant")
+        wait_for(lambda: len(sink.received()) >= len(TENANTS), timeout=60, every=0.1, message="one mail per tenant")
         timings["first mails"] = time.monotonic() - sent
-        time.sleep(2)
+        settle(worker)
         first = {"mails": sink.received(), "envelopes": list(sink.envelopes), "alerts": latest_alerts(worker)}
 
         chaos = Chaos(worker, first_wave=1)
@@ -170,9 +169,9 @@ def run(kafka: KafkaService, sink: SmtpSink, tmp_path_factory: pytest.TempPathFa
         def all_outbox_mails_arrived() -> bool:
             return {m["message_id"] for m in outbox(worker)} <= set(message_ids(sink.received()))
 
-        wait_for(all_outbox_mails_arrived, timeout=120, every=3, message="every outbox mail delivered")
+        wait_for(all_outbox_mails_arrived, timeout=120, every=1, message="every outbox mail delivered")
         timings["delivered after last wave"] = time.monotonic() - produced
-        time.sleep(5)
+        settle(worker)  # a repeat would have come
         yield {
             "first": first, "mails": sink.received(), "outbox": outbox(worker), "down_from": down_from,
             "back_at": back_at,

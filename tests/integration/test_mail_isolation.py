@@ -26,7 +26,7 @@ from pipeline.registry_file import registry_from_data
 from pipeline.step import state_key
 from tests.support.services import KafkaService
 from tests.support.smtp import PickySink
-from tests.support.worker import FAST_TIMINGS, WorkerProcess, produce, read_topic, wait_for
+from tests.support.worker import FAST_TIMINGS, WorkerProcess, produce, read_topic, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -113,11 +113,11 @@ def run(kafka: KafkaService, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     sink = PickySink()
     sink.start()
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("isolation-worker"), sink.url)
-    worker.start()
+    worker.create_topics()
+    produce(kafka.bootstrap, registry_records(registry_from_data(registry_data()), worker.topics))
+    worker.start()  # it reads the registry topics to their end before it takes events
     out: dict[str, Any] = {"sink": sink, "worker": worker}
     try:
-        produce(kafka.bootstrap, registry_records(registry_from_data(registry_data()), worker.topics))
-        time.sleep(3)
         # a first mail through the whole path (the relay's first connection, each processor's first
         # transaction): what follows measures a running worker
         send(worker, event("t-iso-w", 1))
@@ -160,7 +160,7 @@ def run(kafka: KafkaService, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         worker.start()
         out["ready_at"] = time.time()
         wait_for(lambda: sink.deliveries_to("sec@d.example.jp"), timeout=DEFER_D + 90, message="D's mail")
-        time.sleep(3)
+        settle(worker)  # D's outcome saved in the ledger; a repeat would have come
         out["ledger"] = ledger(worker)
         out["failed"] = read_topic(kafka.bootstrap, worker.topics.failed_mails, timeout=3, idle=1)
         out["metrics"] = worker.metrics()

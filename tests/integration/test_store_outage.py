@@ -1,5 +1,5 @@
 """The store off the alerting path (issue 12): the embedded store is unavailable to the worker for
-30 s (another process holds it — chdb belongs to one process at a time) while events flow. The
+15 s (another process holds it — chdb belongs to one process at a time) while events flow. The
 customers' mails of that time arrive on time; the rows wait in Kafka; when the store is free again
 the worker takes it over and stores every event once."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.support.worker import (
     FAST_TIMINGS, WorkerProcess, committed_everything, one_tenant_registry, produce, wait_for,
 )
 
-OUTAGE_S = 30
+OUTAGE_S = 15
 UTMS = ["utm-so-1", "utm-so-2"]
 REGISTRY = one_tenant_registry("t-so", "Store outage", ["noc@so.example"], UTMS)
 
@@ -47,7 +47,7 @@ def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pyt
             produce(kafka.bootstrap, [(worker.topics.events, UTMS[n % 2].encode(), malware(n, UTMS[n % 2]))])
             sent[f"so-{n}"] = time.time()
             n += 1
-            time.sleep(2.0)
+            time.sleep(1.0)  # a ★★★ a second: a stream, paced
         wait_for(lambda: len(own_smtp_server.received()) >= 3, timeout=OUTAGE_S, message="mails while the store is away")
         during = list(own_smtp_server.received())
         health = worker.health()
