@@ -111,7 +111,7 @@ class DetectHandler:
         now = ctx.clock.now()
         read_until = NOTHING_READ if read is None else min(now, datetime.fromtimestamp(read, timezone.utc))
         step = detector.tick(now, read_until)
-        output = self.output(step, monitor_partition=partition)
+        output = self.output(step)
         silent, seen = detector.monitor.silent_count, detector.monitor.seen_count
         report = SilenceReport(silent, seen, now.timestamp())
         output.messages.append((ctx.settings.topics.fleet, str(partition).encode(),
@@ -139,7 +139,7 @@ class DetectHandler:
         await self.processor.each_partition(self.upkeep)
         self.ctx.progressed("expire-state")
 
-    def output(self, step: DetectorStep, monitor_partition: int | None = None) -> Output:
+    def output(self, step: DetectorStep) -> Output:
         """Every message of a step (rejections, alert versions, mail requests, alert routes, the rows
         for the store) and its state changes."""
         ctx = self.ctx
