@@ -10,7 +10,11 @@ large batches (it lingers to gather about a second of them), one insert per tabl
   below that offset may be in the store already, so their event rows are checked against the
   store before they are inserted again (every other table keeps the latest version of each row,
   where a repeat changes nothing); an insert's token is derived from its records;
-- a message marked `recheck` gets the same check;
+- a message marked `recheck` gets the same check, and so does an insert tried again after the store
+  was unavailable during it (it may have been taken), its rows found missing inserted under a token
+  of their own;
+- the rows stay JSON from the topic to the store (checked well-formed, never made Python objects
+  but for a check against the store);
 - offsets are committed (with any dead letters) only after every insert of the batch succeeded; an
   insert the store refuses for good (`StoreError`) dead-letters the offending messages and the
   partition goes on.
@@ -21,15 +25,17 @@ from __future__ import annotations
 
 import collections
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.bounds import STORE_ROWS_MESSAGE_BYTES
-from pipeline.internal import StoreRows
+from pipeline.internal import StoreRows, json_array
 from pipeline.io.sinks import unstored_events
 from pipeline.io.store.backends import StoreError
 
@@ -68,12 +74,12 @@ class StoreHandler:
     async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
         dead: list[Message] = []
-        by_table: dict[str, list[tuple[ConsumerRecord, list[dict[str, Any]], bool]]] = collections.defaultdict(list)
+        by_table: dict[str, list[_Part]] = collections.defaultdict(list)
         for record in records:
             try:
-                message = StoreRows.from_record(orjson.loads(record.value or b""))
+                message = StoreRows.raw(record.value or b"")  # the rows stay JSON: the engine parses them
                 recheck = message.recheck or record.offset < self.intent.get(record.partition, -1)
-                by_table[message.table].append((record, message.rows, recheck))
+                by_table[message.table].append(_Part(record, message.rows, recheck))
             except Exception as exc:  # noqa: BLE001
                 dead.append(ctx.dead_letter("store", record, exc))
         end = max(record.offset + 1 for record in records)
@@ -86,32 +92,75 @@ class StoreHandler:
         ctx.progressed("store")
         return Output(dead)
 
-    async def _insert(self, table: str, parts: list[tuple[ConsumerRecord, list[dict[str, Any]], bool]],
-                      token: str) -> list[Message]:
+    async def _insert(self, table: str, parts: list[_Part], token: str) -> list[Message]:
         ctx = self.ctx
-        rows = [row for _, part, _ in parts for row in part]
-        if table == "events" and any(recheck for _, _, recheck in parts):
-            rows = first_of_each_event(rows)  # the original may be in this very batch, not stored yet
-            rows = await ctx.durably("events", lambda: unstored_events(ctx.store, rows))
-        if not rows:
+        if not any(part.rows for part in parts):
             return []
         started = time.perf_counter()
         try:
-            await ctx.durably(table, lambda: ctx.store.insert(table, rows, dedup_token=f"{token}:{table}"))
+            stored = await ctx.durably(table, _Insert(ctx, table, parts, f"{token}:{table}"))
         except StoreError as exc:
             if len(parts) == 1:
-                log.error("store refused %d %s rows for good: %s", len(rows), table, exc)
-                return [ctx.dead_letter("store", parts[0][0], exc)]
+                log.error("store refused %d %s rows for good: %s", len(parts[0].rows), table, exc)
+                return [ctx.dead_letter("store", parts[0].record, exc)]
             log.warning("store refused a batch of %s rows (%s); inserting its messages one by one", table, exc)
             dead = []
             for part in parts:
-                dead.extend(await self._insert(table, [part], f"{token}:{part[0].partition}/{part[0].offset}"))
+                dead.extend(await self._insert(table, [part], f"{token}:{part.record.partition}/{part.record.offset}"))
             return dead
-        log.debug("store: %d rows into %s", len(rows), table)
+        log.debug("store: %d rows into %s", stored, table)
         ctx.metrics.store_latency.labels(table).observe(time.perf_counter() - started)
-        ctx.metrics.store_rows.labels(table).inc(len(rows))
+        ctx.metrics.store_rows.labels(table).inc(stored)
         ctx.metrics.row_stored(table, time.time())
         return []
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One store-rows message of a batch: its record, its rows (JSON texts), whether to recheck them."""
+
+    record: ConsumerRecord
+    rows: list[msgspec.Raw]
+    recheck: bool
+
+
+class _Insert:
+    """One table's insert of a batch, run by `durably` (again after the store was unavailable).
+
+    The rows go as the JSON they came in (Store.insert_json), under a token derived from the
+    batch's records. Event rows are checked against the store first, and only those not found are
+    inserted, under a token of their own, when they may be there already: a message marked
+    `recheck` or below the partition's intent (a crashed batch), and every attempt after the first
+    (the store went away during the insert, which may or may not have been taken: an embedded
+    store's holder killed while it wrote). Returns how many rows went in."""
+
+    def __init__(self, ctx: Context, table: str, parts: list[_Part], token: str) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.parts = parts
+        self.token = token
+        self.recheck = table == "events" and any(part.recheck for part in parts)
+        self.attempts = 0
+
+    def __call__(self) -> int:
+        self.attempts += 1
+        store = self.ctx.store
+        assert store is not None
+        if self.table == "events" and (self.recheck or self.attempts > 1):
+            rows = first_of_each_event(_decoded(self.parts))  # the original may be in this very batch, not stored yet
+            rows = unstored_events(store, rows)
+            store.insert(self.table, rows, dedup_token=f"{self.token}:checked-{self.attempts}")
+            return len(rows)
+        store.insert_json(self.table, json_array([row for part in self.parts for row in part.rows]),
+                          dedup_token=self.token)
+        return sum(len(part.rows) for part in self.parts)
+
+
+def _decoded(parts: list[_Part]) -> list[dict[str, Any]]:
+    rows = orjson.loads(json_array([row for part in parts for row in part.rows]))
+    if not all(isinstance(row, dict) for row in rows):
+        raise StoreError("store rows: expected JSON objects")
+    return rows
 
 
 def first_of_each_event(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
