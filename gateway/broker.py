@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
 
 from gateway.credentials import CredentialState
 from pipeline.config import Settings
+from pipeline.io.kafka_admin import partition_of
 from pipeline.io.kafka_security import aiokafka_options
 from pipeline.models import Registry
 from pipeline.registry_file import registry_record
@@ -26,11 +26,6 @@ MAX_BATCH_BYTES = 1_000_000
 def kafka_options(settings: Settings) -> dict[str, Any]:
     """Connection options of the deployment (TLS/SASL from `pipeline.io.kafka_security`)."""
     return {"bootstrap_servers": settings.kafka, **aiokafka_options(settings)}
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The Java client's default partitioner (the one every mimamori producer and the worker use)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Producer:

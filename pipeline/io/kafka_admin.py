@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from aiokafka.partitioner import murmur2
+
 from pipeline.config import Topics, load_settings
 from pipeline.io.kafka_security import kafka_python_options, refused
 
@@ -65,6 +67,12 @@ class TopicSpec:
 PARTITIONS = 6
 """Partitions of every topic the worker's members share (inputs keyed by UTM, its own topics keyed
 by UTM or tenant): at most this many workers have work. The one place this number is written."""
+
+
+def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
+    """Where a keyed record lives: the Java client's default partitioner (murmur2), which every
+    producer of the inputs uses (the gateway, the CLI, aiokafka's and kafka-python's defaults)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def topic_specs(topics: Topics, partitions: int = PARTITIONS, *, dedup_window: timedelta = timedelta(hours=24)) -> list[TopicSpec]:

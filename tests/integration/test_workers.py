@@ -12,11 +12,10 @@ from typing import Any, Iterator
 import orjson
 import pytest
 
-from agents.runtime.partitioning import partition_for
 from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import Simulation
-from pipeline.io.kafka_admin import PARTITIONS
+from pipeline.io.kafka_admin import partition_of
 from pipeline.io.store.backends import open_store
 from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink
@@ -118,7 +117,7 @@ def spread_silent(count: int) -> list[str]:
     """`count` UTMs from every partition in turn, so that both workers own some of them."""
     by_partition: dict[int, list[str]] = collections.defaultdict(list)
     for utm_id in FLEET:
-        by_partition[partition_for(utm_id, PARTITIONS)].append(utm_id)
+        by_partition[partition_of(utm_id.encode())].append(utm_id)
     chosen: list[str] = []
     while len(chosen) < count:
         for members in by_partition.values():
@@ -144,7 +143,7 @@ def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pyt
                  message="every UTM seen online")
         silent = spread_silent(10)
         owners = {w.web_port for w in (a, b) for u in silent
-                  if partition_for(u, PARTITIONS) in w.health().get("partitions", {}).get("detect", [])}
+                  if partition_of(u.encode()) in w.health().get("partitions", {}).get("detect", [])}
         beats.silent.update(silent)
         wait_for(lambda: all(_gauge(w, "mimamori_mass_outage") == 1 for w in (a, b)), timeout=40,
                  message="both workers declare the mass outage")
