@@ -23,8 +23,11 @@ prefixes, then:
 and, with --profile, once more one worker on a fresh prefix under py-spy (every process of it),
 whose profile is printed (its figures are not used: the profiler takes CPU from the same 2 cores).
 
-A run is drained when every event is taken and every unique event row is stored (for a peer: its
-committed offsets, which it commits after its insert, reach the topic's end). Every figure counts
+Progress is the committed offsets of the group that reads the events topic (the worker's detect
+processor commits in the transaction that writes a batch's alerts, rows and state; a peer commits
+after its insert); a run is drained when they reach the topic's end and every unique event row is
+stored (a worker's /metrics, asked only then: rendering it four times a second took ~5% of a
+worker's CPU). Every figure counts
 every process of a run: a worker and the processes it starts (a store holder), a peer; the broker is
 excluded. Figures: events/s steady (10%..90% of the backlog taken) and from spawn until all stored;
 CPU-seconds per 10,000 events from 10% of the backlog taken until every row is stored (so the
@@ -138,8 +141,9 @@ class ProcessTree:
             return False
         return False
 
-    def rss_list(self) -> list[tuple[str, float]]:
-        return [(self.labels.get(pid, str(pid)), rss) for pid, rss in self.rss.items()]
+    def rss_list(self) -> list[tuple[str, float, float]]:
+        """(process, peak RSS MiB, CPU seconds) of each process."""
+        return [(self.labels.get(pid, str(pid)), rss, self.cpu.get(pid, 0.0)) for pid, rss in self.rss.items()]
 
 
 @dataclass
@@ -148,12 +152,13 @@ class Run:
     events: int
     samples: list[tuple[float, float, float]] = field(default_factory=list)
     """(monotonic time, fraction of the backlog done, CPU seconds of all the run's processes). Done:
-    for the workers, taken by the detect processor (judged, its messages and rows acknowledged by
-    Kafka); for the peers, committed after their insert. The last sample is the moment every
+    committed by the group that reads the events topic: for the workers, the detect processor's
+    transactions (the events judged, their alerts, rows and state written); for the peers, after
+    their insert. The last sample is the moment every
     unique event row was stored."""
     spawned: float = 0.0
-    processes: list[tuple[str, float]] = field(default_factory=list)
-    """(process, peak RSS MiB) of every process of the run."""
+    processes: list[tuple[str, float, float]] = field(default_factory=list)
+    """(process, peak RSS MiB, CPU seconds in all) of every process of the run."""
     complete: bool = False
     notes: list[str] = field(default_factory=list)
     profiled: dict[int, str] = field(default_factory=dict)
@@ -204,13 +209,39 @@ class Run:
 
     @property
     def total_peak_rss(self) -> float:
-        return sum(rss for _, rss in self.processes)
+        return sum(rss for _, rss, _ in self.processes)
 
     def line(self) -> str:
         return (f"{self.name:<14} {self.steady:>8,.0f} ev/s steady {self.from_spawn:>8,.0f} ev/s spawn to all stored "
                 f"({self.drained:5.1f} s)  {self.cpu_per_10k:5.2f} CPU-s/10k = {self.per_cpu_second:>7,.0f} ev/CPU-s  "
-                f"peak RSS " + " + ".join(f"{rss:.0f}" for _, rss in self.processes) + " MiB"
+                f"peak RSS " + " + ".join(f"{rss:.0f}" for _, rss, _ in self.processes) + " MiB"
                 + ("" if self.complete else "  INCOMPLETE") + "".join(f"; {n}" for n in self.notes))
+
+
+class Committed:
+    """A consumer group's committed offsets on one topic, summed over its partitions: how much of a
+    backlog it has processed (read from the broker: the processes measured do nothing for it).
+    read_uncommitted, so that a group whose transactions are always in flight is answered at once
+    (what the broker returns is still only what committed)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                                  "isolation.level": "read_uncommitted"})
+        self.partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    def done(self, before: float) -> float:
+        """Records committed; `before` while the group has no coordinator yet (before its first commit)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return float(sum(tp.offset for tp in self.consumer.committed(self.partitions, timeout=10) if tp.offset > 0))
+        except KafkaException:
+            return before
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 class TimedSmtpSink(SmtpSink):
@@ -376,7 +407,8 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
     spies: list[subprocess.Popen] = []
     deadline = time.monotonic() + args.timeout
     unique = load.counts["unique_events"]
-    last: dict[int, tuple[float, float]] = {}
+    stored: dict[int, float] = {}
+    offsets = Committed(kafka.bootstrap, workers[0].topics.group("detect"), workers[0].topics.events)
     try:
         while time.monotonic() < deadline:  # sampled from the spawn on: one worker may drain before another is ready
             if errors:
@@ -388,18 +420,16 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
             if profile and not spies and not threads[0].is_alive() and tree is not None:
                 own = [pid for pid in tree.pids() if tree._descends(pid, workers[0].proc.pid)]  # type: ignore[union-attr]
                 spies = [start_pyspy(args.pyspy, pid, workdir / f"pyspy-{pid}.txt", args.rate) for pid in own]
-            for number, worker in enumerate(workers):
-                try:
-                    values = metric_values(worker.metrics())
-                except Exception:  # noqa: BLE001 - its web server is not up yet, or busy
-                    continue
-                last[number] = (total(values, "mimamori_records_total", topic=worker.topics.events),
-                                total(values, "mimamori_store_rows_total", table="events"))
-            taken = sum(t for t, _ in last.values())
-            stored = sum(s for _, s in last.values())
+            taken = offsets.done(run.samples[-1][1] * run.events if run.samples else 0.0)
+            if taken >= run.events:  # /metrics only now: rendering it 4 times a second cost a worker ~5% of its CPU
+                for number, worker in enumerate(workers):
+                    try:
+                        stored[number] = total(metric_values(worker.metrics()), "mimamori_store_rows_total", table="events")
+                    except Exception:  # noqa: BLE001 - busy: asked again at the next poll
+                        continue
             cpu = tree.sample() if tree is not None else 0.0
             run.samples.append((time.monotonic(), min(taken / run.events, 1.0), cpu))
-            if taken >= run.events and stored >= unique:
+            if taken >= run.events and sum(stored.values()) >= unique:
                 run.complete = True
                 break
             time.sleep(POLL)
@@ -412,6 +442,7 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
             alerts.stop()
         raise
     finally:
+        offsets.close()
         for spy in spies:
             stop_pyspy(spy)
     if tree is not None:
@@ -430,8 +461,6 @@ def run_workers(name: str, count: int, kafka: KafkaService, workdir: Path, load:
 
 def run_peer(kind: str, kafka: KafkaService, workdir: Path, load: Load, events_topic: str,
              args: argparse.Namespace) -> Run:
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
     title, module = PEERS[kind]
     workdir.mkdir(parents=True, exist_ok=True)
     registry = workdir / "registry.json"
@@ -448,18 +477,14 @@ def run_peer(kind: str, kafka: KafkaService, workdir: Path, load: Load, events_t
         command += ["--state", str(workdir / "state")]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     tree = ProcessTree({proc.pid: f"{title} peer"})
-    offsets = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "enable.auto.commit": False})
-    partitions = [TopicPartition(events_topic, p) for p in range(PARTITIONS)]
+    offsets = Committed(kafka.bootstrap, group, events_topic)
     try:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"{title} peer exited with {proc.returncode}:\n"
                                    f"{(workdir / 'peer.log').read_text()[-3000:]}")
-            try:
-                done = sum(tp.offset for tp in offsets.committed(partitions, timeout=10) if tp.offset > 0)
-            except KafkaException:  # the group's coordinator is not there before its first commit
-                done = run.samples[-1][1] * run.events if run.samples else 0
+            done = offsets.done(run.samples[-1][1] * run.events if run.samples else 0.0)
             run.samples.append((time.monotonic(), done / run.events, tree.sample()))
             if done >= run.events:
                 run.complete = True
@@ -542,8 +567,12 @@ class Figures:
     state: dict[str, float] = field(default_factory=dict)
     restore: dict[str, float] = field(default_factory=dict)
 
-    def add(self, run: Run) -> None:
+    def add(self, run: Run, workdir: Path | None = None) -> None:
         self.runs.setdefault(run.name, []).append(run)
+        if workdir is not None:  # for --keep: the curve behind the figures
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / f"samples-{run.name.replace(' ', '-')}.json").write_bytes(
+                orjson.dumps({"spawned": run.spawned, "events": run.events, "samples": run.samples}))
 
 
 def main() -> int:
@@ -615,7 +644,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             preloaded = (prefix, preload(kafka.bootstrap, Topics().prefixed(prefix), load))
             for kind in peers:  # first: the live phase below adds events to the topic they read
                 peer = run_peer(kind, kafka, here / kind, load, Topics().prefixed(prefix).events, args)
-                figures.add(peer)
+                figures.add(peer, here)
                 print(peer.line(), flush=True)
                 ok &= peer.complete
                 loads.append(os.getloadavg()[0])
@@ -623,7 +652,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             one, workers, watch = run_workers("one worker", 1, kafka, here / "one", load, sink.url, args,
                                               keep_running=True, watch=True, preloaded=preloaded)
             assert watch is not None
-            figures.add(one)
+            figures.add(one, here)
             ok &= one.complete
             print(one.line(), flush=True)
             print(timings_line(here / "one" / "w0" / "timings.json", one), flush=True)
@@ -637,7 +666,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             loads.append(os.getloadavg()[0])
             if not args.skip_two:
                 two, _, _ = run_workers("two workers", 2, kafka, here / "two", load, sink.url, args)
-                figures.add(two)
+                figures.add(two, here)
                 print(two.line(), flush=True)
                 print(f"two workers / one worker, steady: {two.steady / one.steady:.2f}x", flush=True)
                 ok &= two.complete
@@ -759,7 +788,7 @@ def summary(figures: Figures, args: argparse.Namespace, loads: list[float]) -> l
 
     ones = figures.runs.get("one worker", [])
     twos = figures.runs.get("two workers", [])
-    processes = " + ".join(name for name, _ in ones[0].processes) if ones else ""
+    processes = " + ".join(name for name, _, _ in ones[0].processes) if ones else ""
     cpu = of("one worker", lambda r: r.cpu_per_10k)
     row(f"CPU-s per 10,000 events, whole pipeline (one worker: {processes or '?'}; broker excluded)",
         f"{cpu:.2f}", f"<= {TARGETS['cpu_per_10k']:.2f}", cpu <= TARGETS["cpu_per_10k"] if not math.isnan(cpu) else None)
@@ -800,7 +829,7 @@ def summary(figures: Figures, args: argparse.Namespace, loads: list[float]) -> l
             None if not mailed and not missing else (worst <= TARGETS["mail_s"] and not missing))
     if figures.state and ones:
         day, extrapolated = figures.state["day_mib"], figures.state["share"] < 1
-        worker_rss = median([next((rss for name, rss in run.processes if name == "worker 0"), float("nan"))
+        worker_rss = median([next((rss for name, rss, _ in run.processes if name == "worker 0"), float("nan"))
                              for run in ones])
         estimate = worker_rss + day - figures.state["imports_mib"]
         row(f"detect worker RSS, {figures.state['utms']:,.0f} UTMs + 24 h of dedup at {DEDUP_RATE:,} ev/s: the worker's "
@@ -812,10 +841,11 @@ def summary(figures: Figures, args: argparse.Namespace, loads: list[float]) -> l
     for what, measured, target, met in rows:
         verdict = "met" if met else ("n/a" if met is None else "NOT met")
         lines.append(f"{verdict:>8}  {measured:>10}  (target {target:<11})  {what}")
-    lines.append("peak RSS of each process (MiB):")
+    lines.append("each process: peak RSS, and CPU seconds from its start to the drain's end (first repeat):")
     for name, runs in figures.runs.items():
         for run in runs[:1]:
-            lines.append(f"  {name}: " + "; ".join(f"{label} {rss:,.0f}" for label, rss in run.processes))
+            lines.append(f"  {name}: " + "; ".join(f"{label} {rss:,.0f} MiB, {cpu:,.1f} CPU-s"
+                                                   for label, rss, cpu in run.processes))
     if figures.restore:
         lines.append(restore_line(figures.restore))
     return lines
