@@ -84,18 +84,18 @@ class DetectHandler:
         ctx = self.ctx
         detector = self.detectors[partition]
         now = ctx.clock.now()
-        per_topic: collections.Counter[str] = collections.Counter()
-        inputs = []
-        for r in records:
-            per_topic[r.topic] += 1
-            inputs.append(InputRecord(self.kinds[r.topic], r.value or b"", r.topic, r.partition, r.offset))
+        kinds = self.kinds
+        per_topic = collections.Counter(r.topic for r in records)
+        inputs = [InputRecord(kinds[r.topic], r.value or b"", r.topic, r.partition, r.offset) for r in records]
         step = detector.step(inputs, now)
         output = self.output(step)
-        arrived = [r.timestamp / 1000 for r in records if r.timestamp and r.timestamp > 0]
-        if arrived and step.alert_versions:
-            since = time.time() - min(arrived)  # the batch's oldest record to its alerts (before the commit)
-            for _ in step.alert_versions:
-                ctx.metrics.event_to_alert.observe(max(0.0, since))
+        versions = step.alert_versions
+        if versions:
+            arrived = [r.timestamp for r in records if r.timestamp and r.timestamp > 0]
+            if arrived:
+                since = time.time() - min(arrived) / 1000  # the batch's oldest record to its alerts (before the commit)
+                for _ in versions:
+                    ctx.metrics.event_to_alert.observe(max(0.0, since))
         for topic, count in per_topic.items():
             ctx.metrics.records.labels(topic).inc(count)
         ctx.progressed("detect")

@@ -299,10 +299,12 @@ class PartitionedProcessor(Service):
                 continue
             by_partition: dict[int, list[ConsumerRecord]] = defaultdict(list)
             offsets: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+            stamps: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
             for tp, records in batch.items():
                 if records:
                     by_partition[tp.partition].extend(records)
                     offsets[tp.partition][tp] = _next_offset(consumer, tp, records[-1].offset + 1)
+                    stamps[tp.partition][tp] = max(r.timestamp or 0 for r in records)
             deadline = time.monotonic() + self.max_poll_interval_ms / 1000 / 2
             handed: list[asyncio.Future] = []
             for partition, records in by_partition.items():
@@ -310,7 +312,7 @@ class PartitionedProcessor(Service):
                 if left <= 0:
                     self._read_again(consumer, records)  # the poll loop comes first: these come back
                     continue
-                step = await self._take(partition, records, offsets[partition], left)
+                step = await self._take(partition, records, offsets[partition], stamps[partition], left)
                 if step is not None:
                     handed.append(step)
             handed.extend(await self._note_reads(consumer, batch))
@@ -344,7 +346,7 @@ class PartitionedProcessor(Service):
                 pass
 
     async def _take(self, partition: int, records: list[ConsumerRecord], offsets: dict[TopicPartition, int],
-                    budget: float | None = None) -> asyncio.Future | None:
+                    stamps: dict[TopicPartition, int], budget: float | None = None) -> asyncio.Future | None:
         """Judge a partition's records and hand their output to its transaction; returns that
         transaction (not awaited here), None when the partition is not ours (any more)."""
         started = time.perf_counter()
@@ -352,7 +354,7 @@ class PartitionedProcessor(Service):
         if slot is None or not slot.ready:
             return None  # fetched before a revocation: the next owner (or our own restore) seeks to the commit
         try:
-            step = await self._run(slot, lambda: self.handler.handle(partition, records), offsets, records,
+            step = await self._run(slot, lambda: self.handler.handle(partition, records), offsets, stamps,
                                    budget, wait=False)
         except PartitionLost:
             return None
@@ -374,7 +376,7 @@ class PartitionedProcessor(Service):
         if slot is None or not slot.ready:
             return False
         try:
-            await self._run(slot, action, {}, [])
+            await self._run(slot, action, {}, {})
         except PartitionLost:
             return False
         return True
@@ -391,7 +393,7 @@ class PartitionedProcessor(Service):
         slot = self.slots.get(partition)
         if slot is None or not slot.ready:
             raise PartitionLost(partition)
-        step = self._hand_over(slot, output, {}, [])
+        step = self._hand_over(slot, output, {}, {})
         await _settled([step])
         step.result()
 
@@ -403,7 +405,7 @@ class PartitionedProcessor(Service):
         return done
 
     async def _run(self, slot: _Slot, action: Callable[[], Awaitable[Output]],
-                   offsets: dict[TopicPartition, int], records: list[ConsumerRecord],
+                   offsets: dict[TopicPartition, int], stamps: dict[TopicPartition, int],
                    budget: float | None = None, *, wait: bool = True) -> asyncio.Future:
         """Run `action` under the partition's lock and hand its output (with `offsets`) over to
         the partition's transactions; `wait`: until it is committed (PartitionLost if it never is)."""
@@ -424,24 +426,24 @@ class PartitionedProcessor(Service):
                 slot.dirty = True  # lost while the action ran: its effects are in memory only
                 raise PartitionLost(slot.partition)
             self._stage("handle", time.perf_counter() - handled)
-            step = self._hand_over(slot, output, offsets, records)
+            step = self._hand_over(slot, output, offsets, stamps)
         if wait:
             await _settled([step])  # (a waiter that is cancelled leaves the transaction be)
             step.result()
         return step
 
     def _hand_over(self, slot: _Slot, output: Output, offsets: dict[TopicPartition, int],
-                   records: list[ConsumerRecord]) -> asyncio.Future:
+                   stamps: dict[TopicPartition, int]) -> asyncio.Future:
         """Queue a step's output for the partition's transactions, behind those before it (called
         with the partition's lock held, so the queue keeps the order the steps ran in)."""
-        step = asyncio.ensure_future(self._transaction(slot, slot.tail, output, offsets, records))
+        step = asyncio.ensure_future(self._transaction(slot, slot.tail, output, offsets, stamps))
         step.add_done_callback(_retrieved)
         slot.tail = step
         self.promised.update(offsets)
         return step
 
     async def _transaction(self, slot: _Slot, before: asyncio.Future | None, output: Output,
-                           offsets: dict[TopicPartition, int], records: list[ConsumerRecord]) -> None:
+                           offsets: dict[TopicPartition, int], stamps: dict[TopicPartition, int]) -> None:
         """One step's transaction, once the step before it committed. If that one never commits
         (fenced, revoked, or lost in a commit whose outcome is unknown), neither does this one, and
         the partition's state, which took this step already, is marked for reading again."""
@@ -456,10 +458,9 @@ class PartitionedProcessor(Service):
         self._stage("commit", time.perf_counter() - committing)
         if self.slots.get(slot.partition) is slot:
             self.committed.update(offsets)
-        for r in records:
-            if r.timestamp and r.timestamp > 0:
-                tp = TopicPartition(r.topic, r.partition)
-                slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(r.timestamp / 1000, time.time()))
+        for tp, stamp in stamps.items():  # the newest record's time of each input, once committed
+            if stamp > 0:
+                slot.read_until[tp] = max(slot.read_until.get(tp, 0.0), min(stamp / 1000, time.time()))
 
     def _stage(self, stage: str, seconds: float) -> None:
         if self.metrics is not None:
@@ -824,7 +825,7 @@ class PartitionedProcessor(Service):
             slot = self.slots.get(partition)
             if slot is not None and slot.ready:
                 try:
-                    steps.append(await self._run(slot, _nothing, offsets, [], wait=False))
+                    steps.append(await self._run(slot, _nothing, offsets, {}, wait=False))
                 except PartitionLost:
                     pass
         return steps
