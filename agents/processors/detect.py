@@ -189,17 +189,17 @@ def check_interval(settings: Settings) -> float:
 
 
 def register(ctx: Context) -> DetectHandler:
-    side = DetectHandler(ctx)
+    handler = DetectHandler(ctx)
     topics = ctx.settings.topics
-    side.processor = processor = PartitionedProcessor(
+    handler.processor = processor = PartitionedProcessor(
         name="detect", group=topics.group("detect"),
-        inputs=[topics.events, topics.heartbeats, topics.verdicts_by_utm], handler=side,
+        inputs=[topics.events, topics.heartbeats, topics.verdicts_by_utm], handler=handler,
         state_topic=topics.detect_state, log_topic=topics.detect_seen, max_records=BATCH_SIZE,
         on_batch=lambda n, s: ctx.metrics.batch_seconds.labels("detect").observe(s),
         **ctx.processor_options(),
     )
     ctx.add_processor(processor)
-    side.fleet.start()
-    ctx.guarded_timer(check_interval(ctx.settings), "heartbeat-check", side.check_all)
-    ctx.guarded_timer(EXPIRE_INTERVAL, "expire-state", side.upkeep_all)
-    return side
+    handler.fleet.start()
+    ctx.guarded_timer(check_interval(ctx.settings), "heartbeat-check", handler.check_all)
+    ctx.guarded_timer(EXPIRE_INTERVAL, "expire-state", handler.upkeep_all)
+    return handler

@@ -80,15 +80,15 @@ class MailHandler:
 
 
 def register(ctx: Context) -> tuple[MailHandler, SendHandler]:
-    side = MailHandler(ctx)
+    handler = MailHandler(ctx)
     sender = SendHandler(ctx)
     topics = ctx.settings.topics
     common: dict[str, Any] = ctx.processor_options()
     timing = PartitionedProcessor(name="mail-timing", group=topics.group("mail-timing"), inputs=[topics.mail_requests],
-                                  handler=side, state_topic=topics.mail_state, max_records=1000, **common)
-    side.processor = timing
+                                  handler=handler, state_topic=topics.mail_state, max_records=1000, **common)
+    handler.processor = timing
     ctx.add_processor(timing)
-    ctx.guarded_timer(DUE_INTERVAL, "mail-due", side.tick_all)
+    ctx.guarded_timer(DUE_INTERVAL, "mail-due", handler.tick_all)
     sending = register_sender(ctx, sender)
     ctx.guarded_timer(LEDGER_PRUNE_INTERVAL, "mail-ledger-prune", lambda: sending.each_partition(sender.prune))
-    return side, sender
+    return handler, sender

@@ -121,10 +121,10 @@ class NoticeHandler:
 def register(ctx: Context) -> NoticeHandler:
     """The broadcast processor, and the follower that gives this worker's UTM monitor the windows."""
     register_follower(ctx)
-    desk = NoticeHandler(ctx)
-    desk.processor = PartitionedProcessor(
+    handler = NoticeHandler(ctx)
+    handler.processor = PartitionedProcessor(
         name=AGENT, group=ctx.settings.topics.group(AGENT), inputs=[ctx.settings.topics.notices],
-        handler=desk, state_topic=ctx.settings.topics.notice_state, max_records=100, **ctx.processor_options())
-    ctx.add_processor(desk.processor)
-    ctx.guarded_timer(PACE_INTERVAL, "notice-pacing", desk.pace_all)
-    return desk
+        handler=handler, state_topic=ctx.settings.topics.notice_state, max_records=100, **ctx.processor_options())
+    ctx.add_processor(handler.processor)
+    ctx.guarded_timer(PACE_INTERVAL, "notice-pacing", handler.pace_all)
+    return handler

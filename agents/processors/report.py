@@ -78,6 +78,6 @@ class ReportTimer:
 
 
 def register(ctx: Context) -> ReportTimer:
-    desk = ReportTimer(ctx)
-    ctx.guarded_timer(CHECK_INTERVAL, TIMER, desk.tick)
-    return desk
+    timer = ReportTimer(ctx)
+    ctx.guarded_timer(CHECK_INTERVAL, TIMER, timer.tick)
+    return timer

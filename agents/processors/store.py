@@ -186,21 +186,21 @@ def _identity(records: list[ConsumerRecord]) -> str:
 
 
 def register(ctx: Context) -> StoreHandler:
-    side = StoreHandler(ctx)
-    ctx.add_processor(processor(ctx, side))
-    return side
+    handler = StoreHandler(ctx)
+    ctx.add_processor(processor(ctx, handler))
+    return handler
 
 
 async def register_now(ctx: Context) -> StoreHandler:
     """The store processor of a worker that got the store while running."""
-    side = StoreHandler(ctx)
-    await ctx.add_processor_now(processor(ctx, side))
-    return side
+    handler = StoreHandler(ctx)
+    await ctx.add_processor_now(processor(ctx, handler))
+    return handler
 
 
-def processor(ctx: Context, side: StoreHandler) -> PartitionedProcessor:
+def processor(ctx: Context, handler: StoreHandler) -> PartitionedProcessor:
     topics = ctx.settings.topics
     return (PartitionedProcessor(
         name="store", group=topics.group("store"), inputs=[topics.store_rows],
-        handler=side, state_topic=topics.store_state, max_records=MAX_MESSAGES,
+        handler=handler, state_topic=topics.store_state, max_records=MAX_MESSAGES,
         linger_ms=LINGER_MS, **ctx.processor_options()))
