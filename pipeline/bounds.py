@@ -33,8 +33,8 @@ STORE_ROWS_MESSAGE_BYTES = 4 * 1024 * 1024
 event row being at most ~4 times its 64 KiB record)."""
 
 SEEN_MESSAGE_BYTES = 512 * 1024
-"""A batch's dedup pairs are cut into log messages of at most this size (10,000 pairs of the
-longest UTM ids the schema allows, escaped, would be ~8 MB)."""
+"""A batch's dedup pairs are cut into log messages (binary blocks, pipeline.dedup.encode_pairs) of
+at most this size (10,000 pairs of UTMs with the longest ids the schema allows would be ~5 MB)."""
 
 MAX_DETAIL_CHARS = 1000
 """A rejection's detail (which field, what was wrong): error texts may quote the input."""
@@ -99,24 +99,6 @@ def json_text(value: Any, option: int = 0) -> str:
         return orjson.dumps(value, option=option).decode()
     except (TypeError, orjson.JSONEncodeError) as exc:
         return orjson.dumps(f"<not serializable: {exc}>").decode()
-
-
-def json_text_size(text: str) -> int:
-    """Bytes `text` takes as a JSON string at most: exact for printable ASCII without quotes or
-    backslashes (the ids of nearly every record), six bytes a character otherwise."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return len(text) + 2
-    return 6 * len(text) + 2
-
-
-def seen_pair_size(pair: tuple[Any, ...]) -> int:
-    """Bytes of one dedup pair in a JSON list, at most: `["utm-1",15274399260189473395,1796277983.865]`
-    as `Deduper.drain` gives it (a 64-bit hash: 20 digits at most), or `["utm\\u001fevent",1796277983.865]`
-    as the state log held pairs before they were hashed (the separator is written as six bytes)."""
-    key = pair[0]
-    separators = key.count("\x1f")
-    size = json_text_size(key.replace("\x1f", "") if separators else key) + 6 * separators + 28
-    return size + 21 if len(pair) == 3 else size
 
 
 def chunks_by_size(items: list[T], size_of: Callable[[T], int], limit: int, max_items: int) -> Iterator[list[T]]:

@@ -173,15 +173,19 @@ class Detector:
 
     # --- the façade a driver uses -------------------------------------------------------------
 
-    def restore(self, keyed: Iterable[tuple[str, Any]], seen: Iterable[tuple[Any, ...]], now: datetime) -> None:
-        """Rebuild from saved state (keys as `StateChanges.keyed` gave them) and remembered pairs
-        (as `StateChanges.seen` gave them, or the older `(utm_id \x1f event_id, arrival)`);
-        pairs older than the dedup window are skipped."""
+    def restore(self, keyed: Iterable[tuple[str, Any]], seen: Iterable[Any], now: datetime) -> None:
+        """Rebuild from saved state (keys as `StateChanges.keyed` gave them) and remembered pairs:
+        state log values as read (bytes: `encode_pairs` blocks, or the JSON lists written before),
+        or pairs as `StateChanges.seen` gave them (or the older `(utm_id \x1f event_id, arrival)`);
+        pairs older than the dedup window are skipped. A driver may have loaded the log into the
+        Deduper it gave already (`Deduper.load_value`) and pass no `seen`."""
         horizon = now.timestamp() - self.deduper.window
         for pair in seen:
-            if pair[-1] <= horizon:
+            if isinstance(pair, bytes):
+                self.deduper.load_value(pair, horizon)
+            elif pair[-1] <= horizon:
                 continue
-            if len(pair) == 3:
+            elif len(pair) == 3:
                 self.deduper.load(pair[0], int(pair[1]), float(pair[2]))
             else:  # written before the pairs were hashed: (utm_id \x1f event_id, arrival)
                 self.deduper.load_key(pair[0], float(pair[1]))

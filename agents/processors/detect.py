@@ -12,9 +12,10 @@ judging silence only up to the time the partition's input has been read.
 from __future__ import annotations
 
 import collections
+import ctypes
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -22,7 +23,8 @@ from aiokafka import ConsumerRecord
 from agents.context import Context, log
 from agents.runtime.follow import CompactedFollower
 from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
-from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size, seen_pair_size
+from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size
+from pipeline.dedup import Deduper, encode_pairs, pair_bytes
 from pipeline.config import Settings
 from pipeline.internal import SilenceReport
 from pipeline.engine import Detector, DetectorStep, InputRecord
@@ -39,6 +41,7 @@ class DetectHandler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.detectors: dict[int, Detector] = {}
+        self.restoring: dict[int, Deduper] = {}
         self.kinds = {ctx.settings.topics.events: "event", ctx.settings.topics.heartbeats: "heartbeat",
                       ctx.settings.topics.verdicts_by_utm: "verdict"}
         self.processor: PartitionedProcessor | None = None
@@ -66,19 +69,28 @@ class DetectHandler:
                 seen += report.seen
         return silent, seen
 
+    def log_reader(self, partition: int) -> Callable[[bytes], None]:
+        """The runtime hands the dedup log's values here as it reads them: each goes into the
+        partition's new Deduper at once (in blocks, not pair by pair), none is kept decoded."""
+        deduper = self.restoring[partition] = Deduper(self.ctx.settings.dedup_window)
+        horizon = self.ctx.clock.now().timestamp() - deduper.window
+        return lambda value: deduper.load_value(value, horizon)
+
     async def assigned(self, partition: int, saved: SavedState) -> None:
         await self.ctx.registry_follower.wait_ready()
         now = self.ctx.clock.now()
+        deduper = self.restoring.pop(partition, None)
         detector = Detector(self.ctx.settings, self.ctx.registry, self.ctx.policy, started_at=now,
-                            elsewhere=lambda: self.elsewhere(partition))
+                            deduper=deduper, elsewhere=lambda: self.elsewhere(partition))
         keyed = list(saved.keyed.get(partition, {}).items())
-        seen = (tuple(pair) for batch in saved.logged.get(partition, []) for pair in batch)
-        detector.restore(keyed, seen, now)
+        detector.restore(keyed, saved.logged.get(partition, []), now)
+        _give_back_freed_memory()
         self.detectors[partition] = detector
         log.info("detector restored for partition %d: %d UTMs", partition, detector.utm_counts["seen"])
 
     async def revoked(self, partition: int) -> None:
         self.detectors.pop(partition, None)
+        self.restoring.pop(partition, None)
 
     async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         ctx = self.ctx
@@ -178,8 +190,19 @@ def _state_writes(step: DetectorStep) -> list[StateWrite]:
     writes = [StateWrite(-1, key, value) for key, value in step.state.keyed.items()]
     if step.state.seen:
         seen = list(step.state.seen)
-        writes.extend(StateWrite(-1, None, run) for run in chunks_by_size(seen, seen_pair_size, SEEN_MESSAGE_BYTES, len(seen)))
+        writes.extend(StateWrite(-1, None, encode_pairs(run))
+                      for run in chunks_by_size(seen, pair_bytes, SEEN_MESSAGE_BYTES, len(seen)))
     return writes
+
+
+def _give_back_freed_memory() -> None:
+    """A restore frees hundreds of MB of short-lived objects (the saved state decoded, an hour of
+    dedup records at a time while sealing) that glibc would otherwise keep in the process (a day of
+    pairs: RSS 384 MiB, 251 MiB after this)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def check_interval(settings: Settings) -> float:

@@ -65,7 +65,8 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
-    """One change of saved state: `key` None appends `value` to the log topic; a keyed value None
+    """One change of saved state: `key` None appends `value` to the log topic (bytes as they are,
+    anything else as JSON; bytes must not start like JSON); a keyed value None
     removes the key. The runtime writes it to the state partition of the input partition whose
     transaction carries it (`partition` is kept for the handlers' own bookkeeping)."""
 
@@ -473,7 +474,8 @@ class PartitionedProcessor(Service):
         for write in output.state:
             if write.key is None:
                 assert self.log_topic is not None, f"{self.name} has no log topic"
-                messages.append((self.log_topic, None, orjson.dumps(write.value), partition))
+                value = write.value if isinstance(write.value, bytes) else orjson.dumps(write.value)
+                messages.append((self.log_topic, None, value, partition))
             else:
                 assert self.state_topic is not None, f"{self.name} has no state topic"
                 value = None if write.value is None else orjson.dumps(write.value)
@@ -724,7 +726,8 @@ class PartitionedProcessor(Service):
                     if kept:
                         log.debug("%s: partition %d came back untouched; its state is kept", self.name, slot.partition)
                     else:
-                        saved = await self.read_saved(slot.partition)
+                        log_reader = getattr(self.handler, "log_reader", None)
+                        saved = await self.read_saved(slot.partition, log_reader(slot.partition) if log_reader else None)
                         await self.handler.assigned(slot.partition, saved)
                     consumer = self.consumer
                     if consumer is None or self.slots.get(slot.partition) is not slot:
@@ -757,8 +760,10 @@ class PartitionedProcessor(Service):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def read_saved(self, partition: int) -> SavedState:
-        """Read the partition's state topics whole, committed records only, to the end they have now."""
+    async def read_saved(self, partition: int, log_reader: Callable[[bytes], None] | None = None) -> SavedState:
+        """Read the partition's state topics whole, committed records only, to the end they have now.
+        A handler with a `log_reader(partition)` takes the log's values as they come, undecoded (a
+        day of dedup pairs is larger decoded than kept); otherwise they are decoded into `logged`."""
         saved = SavedState()
         topics = [t for t in (self.state_topic, self.log_topic) if t]
         if not topics:
@@ -785,7 +790,10 @@ class PartitionedProcessor(Service):
                             else:
                                 keyed[key] = orjson.loads(record.value)
                         elif tp.topic == self.log_topic and record.value is not None:
-                            logged.append(orjson.loads(record.value))
+                            if log_reader is not None:
+                                log_reader(record.value)
+                            else:
+                                logged.append(orjson.loads(record.value))
                 for tp in list(pending):
                     if await reader.position(tp) >= ends[tp]:
                         pending.discard(tp)

@@ -6,7 +6,7 @@ import pytest
 
 import orjson
 
-from pipeline.dedup import RECENT_MAX, Deduper, dedup_key, id_hash
+from pipeline.dedup import RECENT_MAX, Deduper, dedup_key, encode_pairs, id_hash
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=24)
@@ -35,16 +35,20 @@ def test_the_window_counts_from_the_first_sight_not_the_latest() -> None:
     assert dedup.is_duplicate("u1", "e1", T0 + timedelta(minutes=61)) is False
 
 
-def test_expire_drops_only_old_entries_and_counts_them() -> None:
+def test_expire_forgets_whole_hours_once_their_newest_pair_is_a_window_old() -> None:
     dedup = Deduper(DAY)
-    for minute in range(0, 600, 10):
+    for minute in range(0, 600, 10):  # 12:00 .. 21:50, an upkeep every 10 minutes as a driver does
         dedup.is_duplicate("u1", f"e{minute}", T0 + timedelta(minutes=minute))
-    assert dedup.expire(T0 + DAY + timedelta(minutes=95)) == 10  # minutes 0..90
-    assert len(dedup) == 50
+        dedup.expire(T0 + timedelta(minutes=minute))
+    # 13:35 the next day: the first slot (12:00 .. 13:00, the pair of 13:00 taken before the upkeep
+    # that sealed it) is a window old
+    assert dedup.expire(T0 + DAY + timedelta(minutes=95)) == 7
+    assert len(dedup) == 53
     assert dedup.expire(T0 + DAY + timedelta(minutes=95)) == 0
     assert dedup.is_duplicate("u1", "e100", T0 + DAY + timedelta(minutes=95)) is True
-    assert dedup.is_duplicate("u1", "e0", T0 + DAY + timedelta(minutes=95)) is False
-    assert dedup.expire(T0 + 3 * DAY) == 51
+    assert dedup.is_duplicate("u1", "e60", T0 + DAY + timedelta(minutes=95)) is False  # 13:00: its window passed
+    assert dedup.is_duplicate("u1", "e90", T0 + DAY + timedelta(minutes=95)) is False  # 13:30: passed too, by its record
+    assert dedup.expire(T0 + 3 * DAY) == 55
     assert len(dedup) == 0
 
 
@@ -83,44 +87,84 @@ def test_pairs_of_the_older_log_shape_are_read() -> None:
     assert dedup.remembers("u1", "e1", T0 + DAY + timedelta(hours=5)) is False
 
 
-def test_compacted_pairs_keep_their_answers() -> None:
-    """Past RECENT_MAX pairs a UTM's dict becomes sorted runs; answers and expiry stay the same."""
+def test_sealed_and_open_slots_keep_their_answers() -> None:
+    """Past RECENT_MAX pairs the open slot's dict goes to its file and sorted runs; an hour over is
+    sealed (file in fingerprint order, 2-byte fingerprints on the heap); answers stay exact."""
     dedup = Deduper(timedelta(hours=1))
+    start = T0 + timedelta(minutes=50)  # the pairs straddle 13:00
     count = 3 * RECENT_MAX + 17
     for n in range(count):
-        assert dedup.is_duplicate("u1", f"e{n}", T0 + timedelta(seconds=n / 10)) is False
-    assert len(dedup) == count and dedup.nbytes() >= 16 * 3 * RECENT_MAX
-    later = T0 + timedelta(seconds=count / 10)
+        at = start + timedelta(seconds=n / 10)
+        assert dedup.is_duplicate("u1", f"e{n}", at) is False
+        if n % 600 == 0:
+            dedup.expire(at)
+    later = start + timedelta(seconds=count / 10)
+    dedup.expire(later)
+    assert len(dedup) == count and dedup.file_bytes() >= 20 * (count - RECENT_MAX)
     assert all(dedup.is_duplicate("u1", f"e{n}", later) for n in range(0, count, 7))
-    assert dedup.is_duplicate("u1", "e0", T0 + timedelta(hours=1)) is False  # its window passed: taken again
-    assert dedup.is_duplicate("u1", "e0", T0 + timedelta(hours=1, seconds=1)) is True
-    assert dedup.expire(T0 + timedelta(hours=1, seconds=100)) == 1001  # e0..e1000 taken up to 100 s after T0
-    assert len(dedup) == count - 1001 + 1  # e0 taken again stays
-    assert dedup.remembers("u1", "e1", T0 + timedelta(hours=1, seconds=100)) is False
-    assert dedup.remembers("u1", "e1001", T0 + timedelta(hours=1, seconds=100)) is True
+    assert not any(dedup.remembers("u1", f"x{n}", later) for n in range(0, count, 7))
+    assert not any(dedup.remembers("u2", f"e{n}", later) for n in range(0, count, 7))
+    assert dedup.is_duplicate("u1", "e0", start + timedelta(hours=1)) is False  # its window passed: taken again
+    assert dedup.is_duplicate("u1", "e0", start + timedelta(hours=1, seconds=1)) is True
+    assert dedup.remembers("u1", "e1", start + timedelta(hours=1, seconds=100)) is False  # exact, by its record
+    assert dedup.remembers("u1", "e1001", start + timedelta(hours=1, seconds=100)) is True
 
 
 def test_one_utm_flood_is_bounded_and_never_drops_a_new_event() -> None:
     dedup = Deduper(DAY, max_per_utm=10_000)
-    for n in range(50_000):
-        assert dedup.is_duplicate("flood", f"e{n}", T0 + timedelta(seconds=n)) is False  # every new id taken
     dedup.is_duplicate("quiet", "q", T0)
+    for n in range(50_000):  # one id a second for ~14 hours, an upkeep every 5 minutes
+        at = T0 + timedelta(seconds=n)
+        assert dedup.is_duplicate("flood", f"e{n}", at) is False  # every new id taken
+        if n % 300 == 0:
+            dedup.expire(at)
     dedup.expire(T0 + timedelta(seconds=50_000))
     flood = len(dedup) - 1
-    assert 10_000 <= flood < 10_000 + RECENT_MAX  # the bound, and the pairs taken since the last compaction
+    assert 10_000 - 3600 <= flood <= 10_000  # the bound: whole oldest hours forgotten
     assert dedup.evicted == 50_000 - flood
     moment = T0 + timedelta(seconds=50_001)
     assert dedup.is_duplicate("flood", "e49999", moment) is True  # the newest are kept
     assert dedup.is_duplicate("flood", "e0", moment) is False  # the oldest were forgotten early: taken again
     assert dedup.is_duplicate("quiet", "q", moment) is True  # another UTM loses nothing
+    assert dedup.file_bytes() <= 20 * (2 * 10_000 + 3600 + 2)  # forgotten hours rewritten away
+
+
+def test_a_flood_within_the_open_hour_is_taken_and_not_remembered_past_the_bound() -> None:
+    dedup = Deduper(DAY, max_per_utm=100)
+    assert not any(dedup.is_duplicate("flood", f"e{n}", T0 + timedelta(seconds=n / 100)) for n in range(300))
+    assert len(dedup) == 100 and dedup.evicted == 200
+    assert dedup.remembers("flood", "e99", T0 + timedelta(seconds=4)) is True
+    assert dedup.remembers("flood", "e100", T0 + timedelta(seconds=4)) is False
 
 
 def test_memory_per_pair() -> None:
     dedup = Deduper(DAY)
-    for n in range(100_000):
-        dedup.is_duplicate(f"u{n % 100}", f"evt-{n:012d}", T0 + timedelta(seconds=n))
-    dedup.expire(T0 + timedelta(seconds=100_000))
-    assert dedup.nbytes() / len(dedup) == 16
+    for n in range(200_000):
+        at = T0 + timedelta(seconds=n / 20)
+        dedup.is_duplicate(f"u{n % 100}", f"evt-{n:012d}", at)
+        if n % 6000 == 0:
+            dedup.expire(at)
+    dedup.expire(T0 + timedelta(hours=3))  # the last hour sealed too
+    assert len(dedup) == 200_000
+    assert dedup.nbytes() / len(dedup) < 2.6  # 2 bytes of fingerprint, its bins and the per-UTM counts
+    assert dedup.file_bytes() / len(dedup) == 20
+
+
+def test_blocks_restore_the_same_answers_and_old_json_values_are_read() -> None:
+    dedup = Deduper(DAY)
+    for n in range(5000):
+        dedup.is_duplicate(f"u{n % 7}", f"e{n}", T0 + timedelta(seconds=n))
+    block = encode_pairs(dedup.drain())
+    assert len(block) < 20 * 5000 + 100
+    restarted = Deduper(DAY)
+    restarted.load_value(block, horizon=(T0 + timedelta(seconds=99)).timestamp())  # the first 100 past the window
+    restarted.load_value(orjson.dumps([["old", id_hash("o1"), T0.timestamp()], ["old\x1fo2", T0.timestamp()]]))
+    restarted.rebuild_index(T0 + timedelta(seconds=5000))
+    later = T0 + timedelta(seconds=5000)
+    assert len(restarted) == 4902
+    assert all(restarted.remembers(f"u{n % 7}", f"e{n}", later) for n in range(100, 5000))
+    assert not any(restarted.remembers(f"u{n % 7}", f"e{n}", later) for n in range(100))
+    assert restarted.remembers("old", "o1", later) and restarted.remembers("old", "o2", later)
 
 
 def test_keys_do_not_collide_across_separators() -> None:
