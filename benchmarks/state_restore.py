@@ -28,7 +28,8 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS_PER_MESSAGE = 5_000
+PAIRS_PER_MESSAGE = 20_000
+"""Pairs a log message (a binary block, as the worker writes them: ~400 KB)."""
 
 
 def _rss_mib() -> float:
@@ -36,10 +37,10 @@ def _rss_mib() -> float:
     return int(status["VmRSS"].split()[0]) / 1024
 
 
-def fill(bootstrap: str, topics: object, utms: int, pairs: int, now: datetime) -> dict[str, int]:
+def fill(bootstrap: str, topics: object, utms: int, pairs: int, now: datetime, span: float = 3600.0) -> dict[str, int]:
     from kafka import KafkaProducer
 
-    from pipeline.dedup import id_hash
+    from pipeline.dedup import encode_pairs, id_hash
     from pipeline.step import state_key
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50, batch_size=1 << 20,
@@ -52,17 +53,17 @@ def fill(bootstrap: str, topics: object, utms: int, pairs: int, now: datetime) -
         value = orjson.dumps(life)
         producer.send(state, key=state_key(f"utm-{i:06d}", "life").encode(), value=value, partition=0)
         written += len(value)
-    start = now.timestamp() - pairs / max(1, pairs / 3600)
+    start = now.timestamp() - span
     batch: list[tuple[str, int, float]] = []
     for n in range(pairs):
-        batch.append((f"utm-{n % utms:06d}", id_hash(f"evt-{n:012d}"), start + n * 3600 / pairs))
+        batch.append((f"utm-{n % utms:06d}", id_hash(f"evt-{n:012d}"), start + n * span / pairs))
         if len(batch) == PAIRS_PER_MESSAGE:
-            value = orjson.dumps(batch)
+            value = encode_pairs(batch)
             producer.send(log, value=value, partition=0)
             written += len(value)
             batch = []
     if batch:
-        value = orjson.dumps(batch)
+        value = encode_pairs(batch)
         producer.send(log, value=value, partition=0)
         written += len(value)
     producer.flush()
@@ -73,6 +74,7 @@ def fill(bootstrap: str, topics: object, utms: int, pairs: int, now: datetime) -
 async def restore(bootstrap: str, prefix: str, utms: int) -> dict[str, float]:
     from agents.runtime.processor import PartitionedProcessor, StatelessHandler
     from pipeline.config import Settings, Topics
+    from pipeline.dedup import Deduper
     from pipeline.engine import Detector
     from pipeline.models import Registry
 
@@ -81,22 +83,32 @@ async def restore(bootstrap: str, prefix: str, utms: int) -> dict[str, float]:
     processor = PartitionedProcessor(name="detect", group=topics.group("detect"), bootstrap=bootstrap,
                                      inputs=[topics.events], handler=StatelessHandler(),  # type: ignore[arg-type]
                                      state_topic=topics.detect_state, log_topic=topics.detect_seen)
+    settings = Settings()
+    now = datetime.now(timezone.utc)
+    deduper = Deduper(settings.dedup_window)
+    horizon = now.timestamp() - deduper.window
     started = time.perf_counter()
-    saved = await processor.read_saved(0)
+    # as the detect handler does: each log value into the Deduper as it is read (agents/processors/detect.py)
+    saved = await processor.read_saved(0, lambda value: deduper.load_value(value, horizon))
     read = time.perf_counter() - started
     keyed = list(saved.keyed[0].items())
-    logged = saved.logged[0]
-    now = datetime.now(timezone.utc)
-    detector = Detector(Settings(), Registry(), None, started_at=now)  # type: ignore[arg-type]
+    detector = Detector(settings, Registry(), None, started_at=now, deduper=deduper)  # type: ignore[arg-type]
     started = time.perf_counter()
-    detector.restore(keyed, (tuple(pair) for batch in logged for pair in batch), now)
+    detector.restore(keyed, [], now)
     restored = time.perf_counter() - started
-    del saved, keyed, logged
+    del saved, keyed
     import gc
 
+    from agents.processors.detect import _give_back_freed_memory
+
     gc.collect()
+    _give_back_freed_memory()  # as the detect handler does after a restore
+    pairs = len(detector.deduper)
     return {"read_s": round(read, 2), "restore_s": round(restored, 2), "utms": detector.utm_counts["seen"],
-            "pairs": len(detector.deduper), "dedup_mib": round(detector.deduper.nbytes() / 2**20, 1), "rss_mib": round(_rss_mib(), 1), "rss_before_mib": round(base, 1)}
+            "pairs": pairs, "dedup_mib": round(deduper.nbytes() / 2**20, 1),
+            "dedup_bytes_per_pair": round(deduper.nbytes() / max(1, pairs), 2),
+            "dedup_file_mib": round(deduper.file_bytes() / 2**20, 1),
+            "rss_mib": round(_rss_mib(), 1), "rss_before_mib": round(base, 1)}
 
 
 def main() -> None:
@@ -126,7 +138,7 @@ def main() -> None:
             ensure_topics(bootstrap, topic_specs(topics))
             pairs = int(args.rate * 3600 * args.hours)
             started = time.perf_counter()
-            filled = fill(bootstrap, topics, args.utms, pairs, datetime.now(timezone.utc))
+            filled = fill(bootstrap, topics, args.utms, pairs, datetime.now(timezone.utc), 3600 * args.hours)
             fill_s = time.perf_counter() - started
             done = subprocess.run([sys.executable, "-m", "benchmarks.state_restore", "--utms", str(args.utms),
                                    "--restore-only", bootstrap, prefix], cwd=ROOT, capture_output=True, text=True,
@@ -139,7 +151,8 @@ def main() -> None:
                 "day_pairs": int(pairs * day),
                 "day_read_s_extrapolated": round(measured["read_s"] * day, 1),
                 "day_restore_s_extrapolated": round(measured["restore_s"] * day, 1),
-                "day_rss_mib_extrapolated": round(measured["rss_mib"] + measured["dedup_mib"] * (day - 1), 1),
+                "day_rss_mib_extrapolated": round(measured["rss_mib"] + measured["dedup_bytes_per_pair"] * pairs * (day - 1) / 2**20, 1),
+                "day_dedup_file_gib_extrapolated": round(measured["dedup_file_mib"] * day / 1024, 1),
             }))
         finally:
             if not args.bootstrap:
