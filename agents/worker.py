@@ -25,8 +25,8 @@ from pipeline.io.metrics import Metrics
 from pipeline.models import Registry
 from pipeline.redact import redact_url
 from pipeline.rules import load_policy
-from pipeline.io.store.backends import Store, StoreHeld, open_store
-from pipeline.io.store.holder import HeldStore
+from pipeline.io.store.backends import Store, StoreHeld
+from pipeline.io.store.holder import HeldStore, open_held_store
 from pipeline.io.store.migrate import apply_migrations
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -76,7 +76,7 @@ def _claim_store(settings: Settings) -> Store | None:
     """The store, migrated; None when it is an embedded store another worker holds: then this
     worker runs everything but the store processor (rows wait in Kafka for the one that holds it)."""
     try:  # it migrates the store at start; an embedded one runs in a process of its own (the holder)
-        store = open_store(settings.clickhouse, create=True, own_process=True)
+        store = open_held_store(settings.clickhouse, create=True)
     except StoreHeld as exc:
         log.warning("%s; this worker leaves the store to it", exc)
         return None

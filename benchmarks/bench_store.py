@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.models import Event  # noqa: E402
 from pipeline.io.store.backends import open_store  # noqa: E402
+from pipeline.io.store.holder import open_held_store  # noqa: E402
 from pipeline.io.store.migrate import apply_migrations  # noqa: E402
 from pipeline.rows import event_row  # noqa: E402
 from pipeline.io.store.sink import BatchingSink, batch_token  # noqa: E402
@@ -67,7 +68,7 @@ def main() -> int:
     args = parser.parse_args()
     now = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory() as path:
-        store = open_store(f"chdb://{path}", create=True, own_process=args.holder)
+        store = (open_held_store if args.holder else open_store)(f"chdb://{path}", create=True)
         holder = getattr(store, "pid", None)
         apply_migrations(store, "Asia/Tokyo", now)
         rows = make_rows(args.rows, now)

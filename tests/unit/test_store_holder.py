@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.io.store.backends import StoreError, StoreHeld, StoreUnavailable, open_store
-from pipeline.io.store.holder import HeldStore, holder_pids
+from pipeline.io.store.holder import HeldStore, holder_pids, open_held_store
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +24,7 @@ TABLE = ("CREATE TABLE IF NOT EXISTS t (k String, n UInt32, at DateTime64(3, 'UT
 
 @pytest.fixture()
 def held(tmp_path: Path):
-    store = open_store(f"chdb://{tmp_path / 'ch'}", create=True, own_process=True)
+    store = open_held_store(f"chdb://{tmp_path / 'ch'}", create=True)
     assert isinstance(store, HeldStore)
     store.execute(TABLE)
     yield store
@@ -60,12 +60,12 @@ def test_a_refused_statement_is_an_error_and_the_child_goes_on(held: HeldStore) 
 def test_the_store_stays_one_process_s_while_held(held: HeldStore, tmp_path: Path) -> None:
     url = f"chdb://{tmp_path / 'ch'}"
     with pytest.raises(StoreHeld):
-        open_store(url, own_process=True)
+        open_held_store(url)
     with pytest.raises(StoreHeld):
         open_store(url)  # nor in this process, nor by a command
     held.close()
     assert holder_pids(os.getpid()) == []
-    again = open_store(url, own_process=True)
+    again = open_held_store(url)
     try:
         assert again.query("SELECT 1 AS x") == [{"x": 1}]
     finally:
@@ -91,8 +91,8 @@ def test_a_killed_child_is_a_transient_outage_ended_by_the_next_call(held: HeldS
 def test_a_killed_worker_leaves_the_store_free(tmp_path: Path) -> None:
     url = f"chdb://{tmp_path / 'ch'}"
     code = ("import sys, time\n"
-            "from pipeline.io.store.backends import open_store\n"
-            f"store = open_store({url!r}, create=True, own_process=True)\n"
+            "from pipeline.io.store.holder import open_held_store\n"
+            f"store = open_held_store({url!r}, create=True)\n"
             "print(store.pid, flush=True)\n"
             "time.sleep(300)\n")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE)
@@ -105,7 +105,7 @@ def test_a_killed_worker_leaves_the_store_free(tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            store = open_store(url, own_process=True)
+            store = open_held_store(url)
             break
         except StoreHeld:
             assert time.monotonic() < deadline, "the orphaned holder kept the store"

@@ -365,17 +365,12 @@ class ServerStore:
         self._client.disconnect()
 
 
-def open_store(url: str, *, create: bool = False, own_process: bool = False) -> Store:
+def open_store(url: str, *, create: bool = False) -> Store:
     """`chdb:///ABS/PATH`, `chdb://./rel/path` (optionally `?database=NAME`) or
     `clickhouse://USER:PASS@HOST:PORT/DB[?secure=1]`. An embedded store whose directory does not
-    exist is refused unless `create` (what migrates the store creates it; readers never do).
-    `own_process`: an embedded store is run by a child process (pipeline.io.store.holder), so that
-    its engine's memory is not this process's (the worker)."""
+    exist is refused unless `create` (what migrates the store creates it; readers never do). The
+    worker opens its store with `pipeline.io.store.holder.open_held_store` instead."""
     if url.startswith("chdb://"):
-        if own_process:
-            from pipeline.io.store.holder import HeldStore
-
-            return HeldStore(url, create=create)
         return _open_chdb(url, create)
     if url.startswith("clickhouse://"):
         return ServerStore(url)

@@ -36,7 +36,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from pipeline.io.store.backends import ChdbStore, StoreError, StoreHeld, StoreUnavailable, _hold, render
+from pipeline.io.store.backends import (ChdbStore, Store, StoreError, StoreHeld, StoreUnavailable, _hold, open_store,
+                                         render)
 
 _FRAME = struct.Struct("!II")
 START_TIMEOUT = 120.0
@@ -74,6 +75,14 @@ def _receive(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
 
 
 # ---------------------------------------------------------------- the worker's side
+
+def open_held_store(url: str, *, create: bool = False) -> Store:
+    """The store as the worker opens it: an embedded one run by a child process (a `HeldStore`), so
+    that its engine's memory is not the worker's; a server as `open_store` gives it."""
+    if url.startswith("chdb://"):
+        return HeldStore(url, create=create)
+    return open_store(url, create=create)
+
 
 def _chdb_path(url: str) -> tuple[Path, str]:
     parts = urlsplit(url)
