@@ -18,7 +18,7 @@ from pipeline.registry_file import registry_from_data
 from tests.integration.test_notices_flow import cli
 from tests.support.services import KafkaService, SmtpSink
 from tests.support.heartbeats import Heartbeats
-from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for
+from tests.support.worker import WorkerProcess, one_tenant_registry, produce, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +44,12 @@ def test_utms_silent_in_a_window_get_no_utm_down_and_one_silent_past_the_grace_g
     produce(kafka.bootstrap, registry_records(registry_from_data(
         one_tenant_registry(TENANT, "保守 株式会社", ["noc@mw.example.jp"], UTMS)), worker.topics))
     worker.start()
+    started = time.monotonic()
     try:
         with Heartbeats(worker, UTMS) as beats:
-            time.sleep(TIMEOUT_S * 2)  # past the start-up grace, every UTM online
+            wait_for(lambda: worker.metric("mimamori_utms", status="online") == len(UTMS), timeout=60,
+                     message="every UTM online")
+            time.sleep(max(0.0, started + TIMEOUT_S - time.monotonic()))  # past the start-up grace (one timeout)
             start = datetime.now(timezone.utc)
             end = start + timedelta(seconds=WINDOW_S)
             notice = tmp_path / "emergency.json"
@@ -65,7 +68,7 @@ def test_utms_silent_in_a_window_get_no_utm_down_and_one_silent_past_the_grace_g
             beats.silent = {STAYS_SILENT}
             assert utm_mails(sink) == [], "no UTM mail inside the window or its grace"
             wait_for(lambda: len(utm_mails(sink)) >= 1, timeout=TIMEOUT_S * 8, message="the utm-down past the grace")
-            time.sleep(TIMEOUT_S * 2)  # anything more would come now
+            settle(worker)  # anything more would have come
         assert time.monotonic() - silenced_at > WINDOW_S / 2
         mails = utm_mails(sink)
         assert [(m["X-Mimamori-Kind"], m["X-Mimamori-Utm"]) for m in mails] == [("utm-down", STAYS_SILENT)]

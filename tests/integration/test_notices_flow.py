@@ -4,7 +4,6 @@ and the portal_notices view."""
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -21,7 +20,7 @@ from pipeline.registry_file import registry_from_data
 from pipeline.io.store.backends import open_store
 from pipeline.io.store.views import read_view
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, produce, read_topic, wait_for
+from tests.support.worker import WorkerProcess, produce, read_topic, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +125,7 @@ def test_a_planned_notice_reaches_each_tenants_admins_once_through_a_kill_then_a
     delivered_before_kill = len(notice_mails(sink))
     worker.start()
     wait_for(lambda: len(notice_mails(sink)) >= len(ACTIVE), timeout=120, message="one notice mail per tenant")
-    time.sleep(8)  # anything repeated would come now
+    settle(worker)  # anything repeated would have come
     first = notice_mails(sink)
     assert delivered_before_kill < len(ACTIVE), "the kill came after the broadcast; nothing was tested"
     assert len(first) == len(ACTIVE)
@@ -143,7 +142,7 @@ def test_a_planned_notice_reaches_each_tenants_admins_once_through_a_kill_then_a
     wait_for(lambda: len(notice_mails(sink)) >= 2 * len(ACTIVE), timeout=90, message="the update to every tenant")
     assert cli(worker, "cancel", "mnt-2027-01") == 0
     wait_for(lambda: len(notice_mails(sink)) >= 3 * len(ACTIVE), timeout=90, message="the cancellation to every tenant")
-    time.sleep(5)
+    settle(worker)  # anything repeated would have come
     mails = notice_mails(sink)
     assert len(mails) == 3 * len(ACTIVE)
     assert len({m["Message-ID"] for m in mails}) == 3 * len(ACTIVE)

@@ -17,7 +17,7 @@ from pipeline.registry_file import registry_from_data
 from mimamori.producer import registry_records
 from tests.support.heartbeats import Heartbeats
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, one_tenant_registry, produce, wait_for
+from tests.support.worker import WorkerProcess, one_tenant_registry, produce, settle, wait_for
 
 TIMEOUT = "8s"
 UTMS = [f"utm-p{i:02d}" for i in range(12)]
@@ -53,13 +53,13 @@ def test_a_paused_worker_mails_nobody_wrongly(kafka: KafkaService, own_smtp_serv
                 os.kill(a.proc.pid, signal.SIGCONT)
             wait_for(lambda: _owned(a) > 0 and _owned(a) + _owned(b) == PARTITIONS, timeout=120,
                      message="the resumed worker rejoins")
-            time.sleep(float(TIMEOUT[:-1]) * 2)  # every check of both workers has run on fresh input
+            settle(a, b)  # the checks of both workers have run on fresh input; a wrong mail would have come
             wrong = {k: n for k, n in _kinds(own_smtp_server).items() if k[0].startswith("utm-")}
             assert wrong == {}, f"UTM mails for UTMs that kept beating: {wrong}"
             beats.silent.add(UTMS[0])
             wait_for(lambda: _kinds(own_smtp_server)[("utm-down", UTMS[0])] >= 1, timeout=90,
                      message="the UTM that really stopped is mailed")
-            time.sleep(5)
+            settle(a, b)  # a second mail would have come
         kinds = _kinds(own_smtp_server)
         assert kinds[("utm-down", UTMS[0])] == 1
         assert {k: n for k, n in kinds.items() if k[0].startswith("utm-") and k[1] != UTMS[0]} == {}

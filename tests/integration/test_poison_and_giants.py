@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +19,7 @@ from pipeline.io.kafka_admin import topic_configs
 from pipeline.simulate import Simulation
 from tests.support.flows import publish_registry, send_lines, stored_events
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, committed_everything, produce, read_topic, wait_for
+from tests.support.worker import WorkerProcess, committed_everything, produce, read_to_end, read_topic, wait_for
 
 HOSTS = 160
 EVENTS_PER_HOST = 5
@@ -57,10 +56,10 @@ def infected_hosts(utm_id: str) -> list[bytes]:
 def run(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
         tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     worker = WorkerProcess(kafka.bootstrap, tmp_path_factory.mktemp("poison"), own_smtp_server.url)
-    worker.start()
+    worker.create_topics()
+    publish_registry(worker, sim)
+    worker.start()  # it reads the registry topics to their end before it takes events
     try:
-        publish_registry(worker, sim)
-        time.sleep(3)
         utm_id = next(u["utm_id"] for u in sim.registry["utms"] if u["active"] and u["tenant_id"] == "t-001")
         deep, giant = poison_lines(utm_id)
         half = len(sim.lines) // 2
@@ -76,7 +75,7 @@ def run(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation,
                  timeout=180, message="the detect processor committed its inputs to the end")
         wait_for(lambda: committed_everything(kafka.bootstrap, topics.group("store"), [topics.store_rows]),
                  timeout=180, message="the store processor committed every row message")
-        alerts = read_topic(kafka.bootstrap, worker.topics.alerts, timeout=120, idle=8)
+        alerts = read_to_end(kafka.bootstrap, worker.topics.alerts)  # the detect processor is at the end
         health = worker.health()
         alive = worker.proc is not None and worker.proc.poll() is None
         limits = _limits(kafka.bootstrap, [worker.topics.events, worker.topics.rejected, worker.topics.detect_state])
