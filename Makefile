@@ -17,15 +17,16 @@ demo: setup
 	scripts/kafka.sh start
 	.venv/bin/mimamori demo
 
-# the ten slowest tests and their times at the end of the run
+# on two processes, a module's tests in one (their fixtures are the module's), the slowest modules
+# first (tests/conftest.py); the ten slowest tests and their times at the end of the run
 test: services-install tools
-	.venv/bin/python -m pytest tests --durations=10
+	.venv/bin/python -m pytest tests -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 unit: setup tools
 	.venv/bin/python -m pytest tests/unit
 
 integration: services-install
-	.venv/bin/python -m pytest tests/integration
+	.venv/bin/python -m pytest tests/integration -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 # issue 22's figures beside their targets, in one run: one worker, two workers, the Quix Streams and
 # Arroyo peers on one 200,000-event backlog, latency and mails at half rate, the RSS of every process,

@@ -1,4 +1,5 @@
-"""Session fixtures: each real service starts once per run, on free ports, and stops at the end."""
+"""Session fixtures: each real service starts once per run (once in each process of a distributed
+run: `make test` runs two), on free ports, and stops at the end."""
 from __future__ import annotations
 
 from pathlib import Path
