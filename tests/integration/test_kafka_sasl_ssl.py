@@ -4,6 +4,7 @@ worker connect with the right password (each mechanism of the contract for `prod
 refused with a wrong one or an untrusted certificate: a clear error, the password nowhere."""
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from mimamori.producer import registry_records
 from pipeline.registry_file import registry_from_data
 from tests.support.services import ROOT, SaslSslKafkaService, sasl_ssl_kafka_service
 from tests.support.tls import make_certificates
-from tests.support.worker import FAST_TIMINGS, WorkerProcess, one_tenant_registry, produce, read_topic
+from tests.support.worker import FAST_TIMINGS, WorkerProcess, one_tenant_registry, produce, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,8 +105,16 @@ def test_a_worker_with_the_right_password_processes_events(broker: SaslSslKafkaS
     worker.start(wait=150)
     try:
         produce(broker.bootstrap, registry_records(registry_from_data(REGISTRY), worker.topics))
-        produce(broker.bootstrap, [(worker.topics.events, UTM.encode(), malware(0))])
-        alerts = read_topic(broker.bootstrap, worker.topics.alerts, expect=1, timeout=120)
+        sent = itertools.count()
+
+        def alerted() -> bool:
+            """An event of the UTM: refused while the worker has not read the registry record
+            published after its start (unknown UTM), an alert once it has."""
+            produce(broker.bootstrap, [(worker.topics.events, UTM.encode(), malware(next(sent)))])
+            return bool(read_topic(broker.bootstrap, worker.topics.alerts, expect=1, timeout=5))
+
+        wait_for(alerted, timeout=120, every=0.1, message="an alert of the worker on SASL_SSL")
+        alerts = read_topic(broker.bootstrap, worker.topics.alerts, expect=1, timeout=30)
         assert alerts and orjson.loads(alerts[0][1])["utm_id"] == UTM
     finally:
         worker.stop()
