@@ -114,3 +114,22 @@ def test_a_killed_worker_leaves_the_store_free(tmp_path: Path) -> None:
         assert store.query("SELECT 1 AS x") == [{"x": 1}]
     finally:
         store.close()
+
+
+def test_a_child_whose_worker_died_while_the_store_opened_exits_quietly(tmp_path: Path) -> None:
+    """A worker SIGKILLed at its start: its child finds no one to answer, closes the store and says
+    nothing in the log it shares with the worker (the kill loop reads that log for tracebacks)."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    ours.close()
+    lock = open(tmp_path / "lock", "a+")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pipeline.io.store.holder", "--url", f"chdb://{tmp_path / 'ch'}",
+                               "--socket-fd", str(theirs.fileno()), "--lock-fd", str(lock.fileno())],
+                              pass_fds=(theirs.fileno(), lock.fileno()), cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        theirs.close()
+        lock.close()
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -322,17 +322,27 @@ def main(argv: list[str] | None = None) -> int:
         path, database = _chdb_path(args.url)
         store = ChdbStore(args.url, path, database, held=held)
     except StoreError as exc:
-        _send(sock, {"ok": False, "error": "held" if isinstance(exc, StoreHeld) else "error", "message": str(exc)})
+        _tell(sock, {"ok": False, "error": "held" if isinstance(exc, StoreHeld) else "error", "message": str(exc)})
         return 1
     except Exception as exc:  # noqa: BLE001 - chdb's start can fail in many ways; the worker retries
-        _send(sock, {"ok": False, "error": "unavailable", "message": f"{type(exc).__name__}: {exc}"})
+        _tell(sock, {"ok": False, "error": "unavailable", "message": f"{type(exc).__name__}: {exc}"})
         return 1
-    _send(sock, {"ok": True, "pid": os.getpid()})
     try:
-        _serve(store, sock)
+        if _tell(sock, {"ok": True, "pid": os.getpid()}):
+            _serve(store, sock)
     finally:
         store.close()
     return 0
+
+
+def _tell(sock: socket.socket, answer: dict[str, Any]) -> bool:
+    """The answer to the worker's start; False when the worker is gone already (killed while the
+    store opened): nothing to serve, and nothing to print into the log it shares."""
+    try:
+        _send(sock, answer)
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
