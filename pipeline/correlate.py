@@ -305,13 +305,22 @@ class Correlator:
 
     def _join(self, tracked: _Tracked, event: Event, signal: Signal, now: datetime) -> AlertChange:
         old = tracked.alert
-        grade = max(old.grade, self._contribution(tracked.caution_signatures, event, signal))
+        contribution = self._contribution(tracked.caution_signatures, event, signal)
+        grade = max(old.grade, contribution)
         status = old.status if old.status == "closed" else status_for(grade)
         changes: dict[str, Any] = {}
         if self.policy.precedence(signal.rule) > self.policy.precedence(old.rule):
             changes.update(rule=signal.rule, title=signal.title)
         if grade == 3 and old.grade < 3:
             changes["insurance_eligible_until"] = self._insurance(old.tenant_id, old.utm_id, event.ts)
+        elif contribution == 3 and old.grade == 3 and event.ts < old.last_seen:
+            # A ★★★ event dated before the one that raised the alert, arriving later (within the
+            # lateness): it brought the alert to grade 3 first, so its day counts, whatever the order
+            # of arrival (contract: the ts of the event that brought it to grade 3).
+            earlier = self._insurance(old.tenant_id, old.utm_id, event.ts)
+            if earlier is not None and (old.insurance_eligible_until is None
+                                        or earlier < old.insurance_eligible_until):
+                changes["insurance_eligible_until"] = earlier
         ip, mac = host_of(event)
         tracked.alert = replace(
             old, grade=grade, status=status, first_seen=min(old.first_seen, event.ts),

@@ -195,6 +195,20 @@ def test_reaching_grade_3_sets_insurance_from_that_event_day_in_tz() -> None:
     assert other.alert.grade == 3 and other.alert.insurance_eligible_until is None
 
 
+def test_the_insurance_day_is_the_earliest_grade_3_event_s_whatever_the_arrival_order() -> None:
+    """Two ★★★ events either side of midnight in Tokyo (15:00 UTC): the earlier one brought the alert
+    to grade 3, also when it arrives second (late, within the lateness)."""
+    opener, before, after = ev(12 * HOUR - 20 * MIN, 1), ev(12 * HOUR - 5 * MIN, 3), ev(12 * HOUR + 5 * MIN, 3)
+    in_order, shuffled = correlator(), correlator()
+    feed(in_order, opener, before, after)
+    arrived = T0 + 12 * HOUR + 6 * MIN
+    for e in (opener, after, before):
+        shuffled.process(e, arrived)
+    [expected], [got] = in_order.alerts(), shuffled.alerts()
+    assert expected.insurance_eligible_until == date(2025, 3, 31)  # 2025-03-01 in Tokyo + 30 days
+    assert got.insurance_eligible_until == expected.insurance_eligible_until
+
+
 def verdict(alert_id: str, grade: int) -> Verdict:
     return Verdict(alert_id, grade, "note", T0 + 3 * HOUR)
 
