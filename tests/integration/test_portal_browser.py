@@ -29,7 +29,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline.config import Settings
@@ -196,7 +196,22 @@ def click(driver: WebDriver, element: Any) -> None:
     """Click a link or a submit button and wait for the next page (no fixed sleep)."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 30).until(staleness_of(page))
+    WebDriverWait(driver, 30).until(lambda _: _left(page))
+
+
+def _left(page: Any) -> bool:
+    """The old page's root is gone. Chromium answers a check made while it swaps the document
+    either 'stale element' or, in the middle of the swap, 'node does not belong to the document'
+    (seen once in a full run): both mean the page was left."""
+    try:
+        page.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
 
 
 def text(driver: WebDriver, element_id: str) -> str:
