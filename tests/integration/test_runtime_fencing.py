@@ -18,10 +18,11 @@ import uuid
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from agents.runtime.processor import Output, PartitionedProcessor, SavedState
 from pipeline.io.kafka_admin import TopicSpec, ensure_topics
+from tests.support.runtime import committed_output
 from tests.support.services import KafkaService
 
 
@@ -84,23 +85,6 @@ def _send(kafka: KafkaService, topic: str, values: list[str]) -> None:
     producer.close()
 
 
-def _committed_output(kafka: KafkaService, topic: str, expect: int, timeout: float) -> list[tuple[str, str]]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest",
-                             group_id=None, isolation_level="read_committed", consumer_timeout_ms=500)
-    found: list[tuple[str, str]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(found) < expect:
-            for records in consumer.poll(timeout_ms=500).values():
-                found.extend((r.key.decode(), r.value.decode()) for r in records)
-        end = time.monotonic() + 3  # anything more than expected would show up now
-        while time.monotonic() < end:
-            for records in consumer.poll(timeout_ms=500).values():
-                found.extend((r.key.decode(), r.value.decode()) for r in records)
-    finally:
-        consumer.close()
-    return found
-
 
 def test_a_handler_slower_than_its_poll_share_is_cut_and_its_records_read_again(kafka: KafkaService) -> None:
     source, out, group = _topics(kafka)
@@ -110,7 +94,7 @@ def test_a_handler_slower_than_its_poll_share_is_cut_and_its_records_read_again(
     handler = Echo("slow", out, stall=60.0)
     thread = _member(kafka, group, source, handler, stop, poll_ms=8_000)
     try:
-        found = _committed_output(kafka, out, len(values), timeout=90)
+        found = committed_output(kafka, out, len(values), timeout=90)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -131,10 +115,10 @@ def test_a_member_that_blocks_past_the_session_timeout_is_fenced(kafka: KafkaSer
     heir = Echo("heir", out)
     second = _member(kafka, group, source, heir, stop)
     try:
-        found = _committed_output(kafka, out, len(values), timeout=120)
+        found = committed_output(kafka, out, len(values), timeout=120)
         release.set()  # the zombie wakes up, after the heir took its partition over, and tries to commit
         assert zombie.woke.wait(timeout=30), "the first member never woke up"
-        found += _committed_output(kafka, out, 10 ** 6, timeout=5)[len(found):]
+        found += committed_output(kafka, out, 10 ** 6, timeout=5)[len(found):]
     finally:
         release.set()
         stop.set()

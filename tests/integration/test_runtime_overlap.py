@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from agents.runtime.processor import Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.io.kafka_admin import TopicSpec, ensure_topics
+from tests.support.runtime import committed_output
 from tests.support.services import KafkaService
 
 RECORDS = 300
@@ -115,7 +115,7 @@ def test_overlapped_batches_keep_order_and_exactly_once_when_a_commit_fails(kafk
     thread = threading.Thread(target=lambda: asyncio.run(member()), daemon=True)
     thread.start()
     try:
-        found = _committed(kafka, out, RECORDS, timeout=120)
+        found = committed_output(kafka, out, RECORDS, timeout=120)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -125,21 +125,3 @@ def test_overlapped_batches_keep_order_and_exactly_once_when_a_commit_fails(kafk
     assert handler.restores >= 3, "the partition was not read again after each lost commit"
     assert [key for key, _ in found] == values, "each record's output once, in the input's order"
     assert [number for _, number in found] == [str(n) for n in range(1, RECORDS + 1)]
-
-
-def _committed(kafka: KafkaService, topic: str, expect: int, timeout: float) -> list[tuple[str, str]]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest",
-                             group_id=None, isolation_level="read_committed", consumer_timeout_ms=500)
-    found: list[tuple[str, str]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(found) < expect:
-            for records in consumer.poll(timeout_ms=500).values():
-                found.extend((r.key.decode(), r.value.decode()) for r in records)
-        end = time.monotonic() + 3  # anything more than expected would show up now
-        while time.monotonic() < end:
-            for records in consumer.poll(timeout_ms=500).values():
-                found.extend((r.key.decode(), r.value.decode()) for r in records)
-    finally:
-        consumer.close()
-    return found
