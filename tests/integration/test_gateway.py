@@ -23,7 +23,8 @@ from mimamori.uploader import GatewayClient, upload_lines
 from pipeline.config import Settings
 from pipeline.registry_file import registry_from_data
 from pipeline.simulate import simulate
-from tests.support.gateway import GATEWAY_KEY, GatewayProcess, read_topic
+from tests.support.gateway import GATEWAY_KEY, GatewayProcess
+from tests.support.worker import read_to_end
 from tests.support.services import ROOT, KafkaService
 from tests.support.tls import Certificates, make_certificates
 
@@ -96,11 +97,11 @@ def test_a_fleet_of_100_utms_uploads_through_two_gateways_and_every_accepted_rec
                                       counts["rejections"]["inactive_utm"] + counts["ignored_heartbeats"] // 2})
 
     for kind, topic in (("events", first.topics.events), ("heartbeats", first.topics.heartbeats)):
-        stored = read_topic(first.bootstrap, topic)
+        stored = read_to_end(first.bootstrap, topic)
         assert all(key == orjson.loads(value)["utm_id"].encode() for key, value in stored), "keyed by its UTM"
         expected = Counter(value for _, k, value in report.taken if k == kind)
         assert Counter(value for _, value in stored) == expected, f"{kind}: each accepted record once per upload"
-    rejected = [orjson.loads(v) for _, v in read_topic(first.bootstrap, first.topics.rejected)]
+    rejected = [orjson.loads(v) for _, v in read_to_end(first.bootstrap, first.topics.rejected)]
     assert Counter(r["reason"] for r in rejected) == Counter(
         {r: n for r, n in counts["rejections"].items() if n}), "the worker's rejections, made at the door"
     for gateway in pair:
@@ -125,13 +126,13 @@ def test_tokens_are_the_utms_own_revocable_and_rotatable_and_never_logged(
     token_b = tokens_for(settings_of(first), [utm_b])[utm_b]
     client = GatewayClient(first.url, ca_file=str(first.certs.ca))
     other = GatewayClient(second.url, ca_file=str(first.certs.ca))
-    before = {t: len(read_topic(first.bootstrap, t)) for t in (first.topics.events, first.topics.rejected)}
+    before = {t: len(read_to_end(first.bootstrap, t)) for t in (first.topics.events, first.topics.rejected)}
 
     # A's token with B's records: refused one by one, nothing produced
     answer = client.post("/v1/events", token_a, event(utm_b, 1) + b"\n" + event(utm_b, 2))
     assert answer.status == 202 and answer.body["accepted"] == 0
     assert [r["reason"] for r in answer.body["refused"]] == ["wrong_utm", "wrong_utm"]  # type: ignore[index]
-    assert {t: len(read_topic(first.bootstrap, t)) for t in before} == before
+    assert {t: len(read_to_end(first.bootstrap, t)) for t in before} == before
     # missing, malformed, another deployment's token: 401
     assert client.post("/v1/events", None, event(utm_a, 1)).status == 401
     assert client.post("/v1/events", "not-a-token", event(utm_a, 1)).status == 401

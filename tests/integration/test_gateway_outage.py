@@ -18,7 +18,8 @@ from mimamori.uploader import GatewayClient, UploadReport, send_with_retries
 from pipeline.config import Settings
 from pipeline.simulate import simulate
 from tests.integration.test_gateway import event, publish_registry
-from tests.support.gateway import GATEWAY_KEY, GatewayProcess, read_topic
+from tests.support.gateway import GATEWAY_KEY, GatewayProcess
+from tests.support.worker import read_to_end
 from tests.support.services import KafkaService, kafka_service
 from tests.support.tls import Certificates, make_certificates
 
@@ -90,7 +91,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def stored_event_ids(gateway: GatewayProcess) -> Counter[str]:
-    stored = read_topic(gateway.bootstrap, gateway.topics.events)
+    stored = read_to_end(gateway.bootstrap, gateway.topics.events)
     assert all(key == orjson.loads(value)["utm_id"].encode() for key, value in stored)
     return Counter(orjson.loads(value)["event_id"] for _, value in stored)
 

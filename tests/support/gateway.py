@@ -13,8 +13,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-
 from pipeline.config import Topics
 from pipeline.io.kafka_admin import ensure_topics, topic_specs
 from tests.support.services import ROOT, free_port
@@ -92,21 +90,3 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes]]:
-    """(key, value) of everything the topic holds now, in partition order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out: dict[TopicPartition, list[tuple[bytes | None, bytes]]] = {tp: [] for tp in tps}
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"reading {topic} took more than {timeout}s"
-            for tp, messages in consumer.poll(timeout_ms=500, max_records=20_000).items():
-                out[tp] += [(m.key, m.value) for m in messages]
-        return [kv for tp in tps for kv in out[tp]]
-    finally:
-        consumer.close()
