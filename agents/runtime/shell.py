@@ -40,6 +40,10 @@ class ShellApp(faust.App):
     def _new_web(self) -> Web:
         return _ShellWeb(self)
 
+    def _create_directories(self) -> None:
+        """None: Faust's data directories hold its tables' stores, and the shell has no table (each
+        worker and test made an empty `<id>-faust-data` that nothing removed)."""
+
 
 def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False) -> faust.App:
     """A bare Faust shell; `agents.worker` adds the processors, timers and pages."""
@@ -49,6 +53,6 @@ def make_app(settings: Settings, app_id: str = "mimamori", *, web: bool = False)
         web_port=settings.web_port,
         web_bind="0.0.0.0",
         timezone=settings.tz,
-        # Faust makes its data directory even with no table to keep; not in the working directory
+        # never made (no table); named under the temp directory, not the working one, all the same
         datadir=str(Path(tempfile.gettempdir()) / f"{app_id}-faust-data"),
     )
