@@ -20,6 +20,13 @@ PATH = os.environ.get("MIMAMORI_BENCH_TIMINGS")
 
 def _install(path: str) -> None:
     import functools
+    import sys
+    from pathlib import Path
+
+    # This runs at interpreter start, before `python -m` puts the working directory on sys.path: the
+    # imports below would find the packages through the venv's editable install (the main
+    # checkout), and the worker would then run that code instead of this checkout's (a worktree's).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import threading
 
     import importlib
