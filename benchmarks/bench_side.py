@@ -7,7 +7,7 @@ of dedup; last, every figure of issue 22's targets beside its target, met or not
     .venv/bin/python -m benchmarks.bench_side --full --profile   # every run twice, longer live phase,
                                                                  # more dedup pairs, the restore
     options: --events N --repeat K --latency-seconds S --dedup-pairs N --keep
-             --skip-two --skip-quix --skip-arroyo --skip-peer --skip-rss --skip-restore
+             --skip-two --skip-quix --skip-arroyo --skip-peer --skip-rss --skip-restore --skip-floor
 
 Each repeat pre-loads the same records (benchmarks/worker_load.py: ~200 UTMs of 40 tenants, ~1%
 threats, ~1% resends, one heartbeat a minute per UTM; 200,000 events by default) on fresh topic
@@ -20,6 +20,9 @@ prefixes, then:
     alerts judged during the drain are followed to their mail at the SMTP sink; then live events
     at half its steady rate: event-to-alert and ★★★ mails after their event;
 (b) two worker processes on one prefix and one chdb directory;
+(f) the floor of the stack (benchmarks/floor.py, --skip-floor): what each part alone costs per
+    event here (aiokafka and librdkafka reading the run's events, a transactional produce of a
+    batch's rows, the msgspec decoder, a store row, chdb inserts by format), beside the target;
 and, with --profile, once more one worker on a fresh prefix under py-spy (every process of it),
 whose profile is printed (its figures are not used: the profiler takes CPU from the same 2 cores).
 
@@ -566,6 +569,8 @@ class Figures:
     """(max seconds after the alert, mailed, not mailed) of ★★★ alerts judged while the backlog drained."""
     state: dict[str, float] = field(default_factory=dict)
     restore: dict[str, float] = field(default_factory=dict)
+    floor: dict[str, float] = field(default_factory=dict)
+    """benchmarks/floor.py: each part of the stack alone, microseconds of CPU per event."""
 
     def add(self, run: Run, workdir: Path | None = None) -> None:
         self.runs.setdefault(run.name, []).append(run)
@@ -594,6 +599,7 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true", help="both peers")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-restore", action="store_true", help="(--full) no state_restore run")
+    parser.add_argument("--skip-floor", action="store_true", help="no floor of the stack (benchmarks/floor.py)")
     parser.add_argument("--profile", action="store_true", help="one more drain of one worker under py-spy")
     parser.add_argument("--pyspy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"))
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second")
@@ -678,6 +684,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
                       f"{one.from_spawn / peer.from_spawn:.2f}x", flush=True)
             if broker:
                 print(f"broker CPU over the repeat: {process_cpu(broker) - broker_cpu:.0f} s (in no figure)", flush=True)
+        if not args.skip_floor:
+            figures.floor = floor_parts(kafka.bootstrap, Topics().prefixed(prefix).events, min(args.events, 100_000))
+            print("\n".join(floor_table(figures.floor)), flush=True)
         if args.profile:
             profile_run(kafka, workdir / "profile", load, sink.url, args)
         if args.full and not args.skip_restore:
@@ -718,6 +727,23 @@ def state_rss(utms: int, pairs: int = 0) -> dict[str, float]:
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
     return orjson.loads(done.stdout.strip().splitlines()[-1])
+
+
+def floor_parts(bootstrap: str, events_topic: str, events: int) -> dict[str, float]:
+    """The floor of the stack (benchmarks/floor.py) on this run's broker, reading this run's events."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--bootstrap", bootstrap, "--topic", events_topic,
+                           "--events", str(events), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    found = [line for line in done.stdout.splitlines() if line.startswith("FLOOR ")]
+    if done.returncode or not found:
+        print(f"floor failed: {done.stderr[-2000:]}", flush=True)
+        return {}
+    return orjson.loads(found[-1][len("FLOOR "):])
+
+
+def floor_table(floor: dict[str, float]) -> list[str]:
+    from benchmarks.floor import table
+
+    return table(floor) if floor else ["floor of the stack: not measured"]
 
 
 def state_restore(bootstrap: str, utms: int) -> dict[str, float]:
@@ -893,6 +919,8 @@ def summary(figures: Figures, args: argparse.Namespace, loads: list[float]) -> l
                                                    for label, rss, cpu in run.processes))
     if figures.restore:
         lines.append(restore_line(figures.restore))
+    if figures.floor:
+        lines.extend(floor_table(figures.floor))
     return lines
 
 

@@ -26,7 +26,7 @@ from pipeline.notices.windows import registry_windows
 from pipeline.mail.requests import MailRequest, mail_requests
 from pipeline.mail.timing import TenantMailSchedule
 from pipeline.rules import Policy
-from pipeline.rows import alert_row, event_row, status_row
+from pipeline.rows import ROW_JSON, alert_row, event_row, event_row_json, status_row
 from pipeline.step import MailStep, RecordingDict, StateChanges, coalesced, state_key
 
 MONITOR_KEY = state_key("", "monitor")
@@ -91,9 +91,22 @@ class DetectorStep:
         """The store's rows of this step, by table: every accepted event, the last version of each
         alert that changed, status changes and signs of life."""
         out = self.outputs
+        return {"events": [event_row(s.event, None if s.signal < 0 else s.signal, s.alert_id) for s in out.events],
+                **self._other_rows()}
+
+    @property
+    def row_texts(self) -> dict[str, list[bytes]]:
+        """`rows` as each row's JSON text (`ROW_JSON`), what the store-rows topic carries: the event
+        rows written straight from the typed events (`event_row_json`, no dict per row)."""
+        texts = {"events": [event_row_json(s.event, s.signal, s.alert_id) for s in self.outputs.events]}
+        for table, rows in self._other_rows().items():
+            texts[table] = [orjson.dumps(row, option=ROW_JSON) for row in rows]
+        return texts
+
+    def _other_rows(self) -> dict[str, list[dict[str, Any]]]:
+        out = self.outputs
         latest = {change.alert.alert_id: change.alert for change in out.alert_changes}
         return {
-            "events": [event_row(s.event, None if s.signal < 0 else s.signal, s.alert_id) for s in out.events],
             "alerts": [alert_row(alert) for alert in latest.values()],
             "utm_status": [status_row(change) for change in out.status_changes],
             "utm_last_seen": [{"tenant_id": tenant_id, "utm_id": utm_id, "last_seen": iso(last_seen)}

@@ -30,13 +30,19 @@ class StoreRows:
         """The messages of a table's rows (what `to_record` gives, as JSON), each of at most
         `max_rows` rows and `max_bytes` bytes plus one row: each row is encoded once and the
         messages are joined around them."""
+        encoded = [orjson.dumps(row, option=orjson.OPT_UTC_Z) for row in rows]  # datetimes as models.iso writes them
+        return StoreRows.text_values(table, encoded, recheck=recheck, max_rows=max_rows, max_bytes=max_bytes)
+
+    @staticmethod
+    def text_values(table: str, texts: list[bytes], *, recheck: bool = False, max_rows: int,
+                    max_bytes: int) -> list[bytes]:
+        """`values` of rows given as their JSON texts (each a JSON object, encoded once by the caller)."""
         from pipeline.bounds import chunks_by_size
 
         head = b'{"table":' + orjson.dumps(table) + b',"rows":['
         tail = b'],"recheck":' + (b"true" if recheck else b"false") + b"}"
-        encoded = [orjson.dumps(row, option=orjson.OPT_UTC_Z) for row in rows]  # datetimes as models.iso writes them
         return [head + b",".join(run) + tail
-                for run in chunks_by_size(encoded, lambda row: len(row) + 1, max_bytes - len(head) - len(tail), max_rows)]
+                for run in chunks_by_size(texts, _text_size, max_bytes - len(head) - len(tail), max_rows)]
 
     @staticmethod
     def raw(value: bytes) -> "RawStoreRows":
@@ -64,6 +70,10 @@ class RawStoreRows(msgspec.Struct, frozen=True):
     table: str
     rows: list[msgspec.Raw]
     recheck: bool = False
+
+
+def _text_size(text: bytes) -> int:
+    return len(text) + 1
 
 
 def json_array(rows: list[msgspec.Raw]) -> bytes:

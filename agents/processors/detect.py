@@ -28,7 +28,7 @@ from pipeline.dedup import Deduper, encode_pairs, pair_bytes
 from pipeline.config import Settings
 from pipeline.internal import SilenceReport
 from pipeline.engine import Detector, DetectorStep, InputRecord
-from agents.processors.store import row_messages
+from agents.processors.store import row_text_messages
 
 BATCH_SIZE = 10_000
 EXPIRE_INTERVAL = 300.0
@@ -156,7 +156,7 @@ class DetectHandler:
         for the store) and its state changes."""
         ctx = self.ctx
         out = step.outputs
-        messages = _messages(ctx, step) + row_messages(ctx.settings.topics.store_rows, step.rows)
+        messages = _messages(ctx, step) + row_text_messages(ctx.settings.topics.store_rows, step.row_texts)
         for rejection in out.rejections:
             ctx.metrics.rejections.labels(rejection.reason).inc()
         for change in step.alert_versions:

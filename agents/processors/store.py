@@ -58,6 +58,13 @@ def row_messages(topic: str, rows_by_table: dict[str, list[dict[str, Any]]],
                                           max_bytes=STORE_ROWS_MESSAGE_BYTES)]
 
 
+def row_text_messages(topic: str, texts_by_table: dict[str, list[bytes]]) -> list[tuple[str, bytes | None, bytes | None, int | None]]:
+    """`row_messages` of rows given as their JSON texts (the detect handler's, `DetectorStep.row_texts`)."""
+    return [(topic, table.encode(), value, None) for table, texts in texts_by_table.items()
+            for value in StoreRows.text_values(table, texts, max_rows=ROWS_PER_MESSAGE,
+                                               max_bytes=STORE_ROWS_MESSAGE_BYTES)]
+
+
 class StoreHandler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

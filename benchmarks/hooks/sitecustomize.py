@@ -100,17 +100,18 @@ def _install(path: str) -> None:
     timed_sync(engine.Detector, "step", "detect: Detector.step")
     side = getattr(detect, "DetectHandler", None) or getattr(detect, "UtmSide")
     timed_async(side, "publish", lambda s: "detect: publish (rows, JSON, send, acks)")
-    if isinstance(getattr(engine.DetectorStep, "rows", None), property):
-        original_rows = engine.DetectorStep.rows.fget
+    rows_attr = "row_texts" if isinstance(getattr(engine.DetectorStep, "row_texts", None), property) else "rows"
+    if isinstance(getattr(engine.DetectorStep, rows_attr, None), property):
+        original_rows = getattr(engine.DetectorStep, rows_attr).fget
 
         def rows(self):  # type: ignore[no-untyped-def]
             started = time.perf_counter()
             try:
                 return original_rows(self)
             finally:
-                note("detect: DetectorStep.rows", time.perf_counter() - started)
+                note(f"detect: DetectorStep.{rows_attr}", time.perf_counter() - started)
 
-        engine.DetectorStep.rows = property(rows)  # type: ignore[assignment]
+        setattr(engine.DetectorStep, rows_attr, property(rows))
     else:
         missing.append("DetectorStep.rows")
     original_writes = getattr(detect, "_state_writes", None)
