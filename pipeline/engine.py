@@ -142,8 +142,14 @@ class Detector:
 
     def _take(self, record: InputRecord, now: datetime, out: Outputs) -> Event | Heartbeat | None:
         """Validate a raw event or heartbeat and, when accepted, apply it. Returns what was accepted."""
-        check = {"event": self.validator.check_event, "heartbeat": self.validator.check_heartbeat}[record.kind]
-        checked = check(record.value, now, topic=record.topic or record.kind, partition=record.partition,
+        kind = record.kind
+        if kind == "event":
+            check = self.validator.check_event
+        elif kind == "heartbeat":
+            check = self.validator.check_heartbeat
+        else:
+            raise KeyError(kind)
+        checked = check(record.value, now, topic=record.topic or kind, partition=record.partition,
                         offset=record.offset)
         if isinstance(checked, Rejection):
             out.rejections.append(checked)
@@ -166,8 +172,10 @@ class Detector:
             out.duplicates += 1
             return
         signal = self.policy.signal(event)
-        changes = self.correlator.process(event, now, signal)
-        if not changes and self.correlator.is_late(event):
+        correlator = self.correlator
+        late_before = correlator.late_events
+        changes = correlator.process(event, now, signal)
+        if correlator.late_events != late_before:  # judged late (it then joins and opens nothing)
             out.late += 1
         alert_id = changes[-1].alert.alert_id if changes else ""
         out.events.append(StoredEvent(event, signal.level if signal else -1, alert_id))

@@ -1,6 +1,7 @@
 """Schema checks that need code (IP addresses, MACs) and the normalized `Event`/`Heartbeat` they give."""
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -86,15 +87,23 @@ def event_from_struct(raw: Any, data: dict[str, Any], addresses: tuple[str, str,
                       ts: datetime, tenant_id: str, received_at: datetime) -> Event:
     """`build_event` from a decoded struct; `data` is the decoded dict when it had unknown fields."""
     src_ip, dst_ip, src_mac, dst_mac = addresses
+    # Positional, in the order of Event's fields (_EVENT_ORDER, checked below): 28 keyword
+    # arguments took 1.6 us an event, these 0.5.
     return Event(
-        event_id=raw.event_id, utm_id=raw.utm_id, tenant_id=tenant_id, ts=ts, type=raw.type, action=raw.action,
-        direction=raw.direction, src_ip=src_ip, dst_ip=dst_ip, received_at=received_at, src_mac=src_mac,
-        dst_mac=dst_mac, src_port=raw.src_port, dst_port=raw.dst_port, proto=raw.proto, src_zone=raw.src_zone,
-        dst_zone=raw.dst_zone, signature_id=raw.signature_id, signature=raw.signature,
-        threat_category=raw.threat_category, vendor_severity=raw.vendor_severity, url=raw.url, domain=raw.domain,
-        file_name=raw.file_name, file_sha256=raw.file_sha256, app_name=raw.app_name, web_category=raw.web_category,
-        extra={k: v for k, v in data.items() if k not in _WIRE_ONLY} if data else {},
+        raw.event_id, raw.utm_id, tenant_id, ts, raw.type, raw.action, raw.direction, src_ip, dst_ip, received_at,
+        src_mac, dst_mac, raw.src_port, raw.dst_port, raw.proto, raw.src_zone, raw.dst_zone, raw.signature_id,
+        raw.signature, raw.threat_category, raw.vendor_severity, raw.url, raw.domain, raw.file_name,
+        raw.file_sha256, raw.app_name, raw.web_category,
+        {k: v for k, v in data.items() if k not in _WIRE_ONLY} if data else {},
     )
+
+
+_EVENT_ORDER = ("event_id", "utm_id", "tenant_id", "ts", "type", "action", "direction", "src_ip", "dst_ip",
+                "received_at", "src_mac", "dst_mac", "src_port", "dst_port", "proto", "src_zone", "dst_zone",
+                "signature_id", "signature", "threat_category", "vendor_severity", "url", "domain", "file_name",
+                "file_sha256", "app_name", "web_category", "extra")
+if tuple(f.name for f in fields(Event)) != _EVENT_ORDER:  # event_from_struct passes them by position
+    raise ImportError("pipeline.models.Event's fields moved: update event_from_struct and _EVENT_ORDER")
 
 
 def heartbeat_from_struct(raw: Any, ts: datetime) -> Heartbeat:
