@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from typing import Any
 import orjson
 import pytest
 
+from pipeline.io.kafka_admin import PARTITIONS
 from pipeline.simulate import Simulation
 from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
 from tests.support.services import ROOT, KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, read_to_end, read_topic, settle, wait_for
+from tests.support.worker import (
+    MAIL_HOLD, PROCESSOR_INPUTS, WorkerProcess, committed_up_to, end_offsets, read_to_end, settle, wait_for,
+)
 
 ITERATIONS = 20
 KILLED_AT: list[float] = []
@@ -38,13 +42,89 @@ def launch(worker: WorkerProcess) -> None:
                                    cwd=ROOT, env=worker.env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def alerts_seen(worker: WorkerProcess) -> int:
-    return len(read_topic(worker.bootstrap, worker.topics.alerts, timeout=2, idle=0.5))
+class AlertCount:
+    """How many records the alerts topic holds (uncommitted ones too), read on by one consumer: a
+    new alert is seen within a poll, where re-reading the whole topic took a second or more."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(bootstrap_servers=worker.bootstrap, group_id=None, enable_auto_commit=False)
+        partitions = [TopicPartition(worker.topics.alerts, p) for p in range(PARTITIONS)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_beginning(*partitions)
+        self.partitions = partitions
+        self.count = 0
+
+    def now(self) -> int:
+        for records in self.consumer.poll(timeout_ms=50, max_records=20_000).values():
+            self.count += len(records)
+        return self.count
+
+    def until_end(self) -> int:
+        """The count up to the topic's end as it is now: what comes after is new."""
+        ends = self.consumer.end_offsets(self.partitions)
+        deadline = time.monotonic() + 30
+        while any(self.consumer.position(tp) < end for tp, end in ends.items()) and time.monotonic() < deadline:
+            self.now()
+        return self.count
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
-def kill_at(worker: WorkerProcess, moment: str, smtp: SmtpSink, step: int) -> str:
-    """Wait for the moment, then SIGKILL; returns what was seen when it died."""
+class Idle(threading.Thread):
+    """Whether the worker, left alone, will make nothing more: the condition under which a wait for
+    an alert or a mail gives up (the kill then comes at once instead of when the wait's 30 s bound
+    is over, the worker idle all that time: the last chunks bring no new alert). Looked at in the
+    background once a second (each look opens consumers), so that the wait itself still sees an
+    alert or a mail within its 0.05 s."""
+
+    def __init__(self, worker: WorkerProcess, processors: tuple[str, ...], hold: float = 0.0) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.processors, self.hold = worker, processors, hold
+        self.idle = threading.Event()
+        self.over = threading.Event()
+        self.start()
+
+    def __bool__(self) -> bool:
+        return self.idle.is_set()
+
+    def stop(self) -> None:
+        """No more looks (one under way ends by itself: the wait does not wait for it)."""
+        self.over.set()
+
+    def run(self) -> None:
+        since: float | None = None
+        while not self.over.wait(1.0):
+            try:
+                quiet = self._quiet()
+            except Exception:  # noqa: BLE001 - the worker went (killed) or the broker was slow: not idle
+                quiet = False
+            now = time.monotonic()
+            since = (since if since is not None else now) if quiet else None
+            if since is not None and now - since >= self.hold:
+                self.idle.set()
+                return
+
+    def _quiet(self) -> bool:
+        """Each processor committed its inputs to their ends as they are when its turn comes (the
+        detect processor: everything sent; the mail timing: every alert made ...), and, when mails
+        count, the sender has none waiting. Held for `hold` seconds (settle's MAIL_HOLD: what the
+        mail timing may keep back) this is settle()'s condition."""
+        worker, topics = self.worker, self.worker.topics
+        for name in self.processors:
+            ends = end_offsets(worker.bootstrap, [getattr(topics, t) for t in PROCESSOR_INPUTS[name]])
+            if not committed_up_to(worker.bootstrap, topics.group(name), ends):
+                return False
+        return "mail-sender" not in self.processors or worker.metric("mimamori_mail_oldest_undelivered_age_seconds") == 0
+
+
+def kill_at(worker: WorkerProcess, moment: str, smtp: SmtpSink, step: int, alerts: AlertCount) -> str:
+    """Wait for the moment, then SIGKILL; returns what was seen when it died. A wait for an alert or
+    a mail gives up after 30 s, or once the worker is idle with none made (`Idle`)."""
     started = time.monotonic()
+    came = ""
     if moment == "at-start":
         time.sleep(0.3 + 0.2 * (step % 3))
     elif moment == "restoring":
@@ -53,14 +133,19 @@ def kill_at(worker: WorkerProcess, moment: str, smtp: SmtpSink, step: int) -> st
         wait_for(lambda: "detect: partitions" in worker.log_text(), timeout=60, every=0.05)
         time.sleep(0.2 + 0.15 * (step % 4))
     elif moment == "after-alert":
-        before = alerts_seen(worker)
-        wait_for(lambda: alerts_seen(worker) > before or time.monotonic() - started > 30, timeout=40, every=0.2)
+        before, idle = alerts.until_end(), Idle(worker, ("detect",))
+        wait_for(lambda: alerts.now() > before or idle or time.monotonic() - started > 30, timeout=40, every=0.05)
+        idle.stop()
+        came = "" if alerts.count > before else " (no alert: idle)" if idle else " (no alert)"
     elif moment == "mailing":
-        before = len(smtp.received())
-        wait_for(lambda: len(smtp.received()) > before or time.monotonic() - started > 30, timeout=40, every=0.05)
+        before, idle = len(smtp.received()), Idle(worker, tuple(PROCESSOR_INPUTS), hold=MAIL_HOLD)
+        wait_for(lambda: len(smtp.received()) > before or idle or time.monotonic() - started > 30,
+                 timeout=40, every=0.05)
+        idle.stop()
+        came = "" if len(smtp.received()) > before else " (no mail: idle)" if idle else " (no mail)"
     worker.kill()
     KILLED_AT.append(time.time())
-    return f"{moment} after {time.monotonic() - started:.1f}s"
+    return f"{moment} after {time.monotonic() - started:.1f}s{came}"
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +158,12 @@ def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation, repla
     chunk = -(-len(lines) // ITERATIONS)
     deaths = []
     started = time.monotonic()
+    alerts = AlertCount(worker)
     try:
         for step in range(ITERATIONS):
             launch(worker)
             send_lines(worker, lines[step * chunk:(step + 1) * chunk])
-            deaths.append(kill_at(worker, MOMENTS[step % len(MOMENTS)], own_smtp_server, step))
+            deaths.append(kill_at(worker, MOMENTS[step % len(MOMENTS)], own_smtp_server, step, alerts))
         worker.start()
         worker.caught_up("detect", timeout=240)  # every input line committed
         records, _ = replayed
@@ -90,6 +176,7 @@ def chaos(kafka: KafkaService, own_smtp_server: SmtpSink, sim: Simulation, repla
         log = "\n".join((worker.workdir / f"worker-{n}.log").read_text(errors="replace")
                         for n in range(1, worker.starts + 1))
     finally:
+        alerts.close()
         worker.stop()
     print(f"kill loop: {ITERATIONS} kills in {time.monotonic() - started:.0f}s: {deaths}")
     return {"worker": worker, "deaths": deaths, "metrics": metrics, "log": log,
