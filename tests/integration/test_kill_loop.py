@@ -33,8 +33,8 @@ MOMENTS = ("at-start", "restoring", "mid-batch", "after-alert", "mailing")
 
 
 def launch(worker: WorkerProcess) -> None:
-    """Start the worker process without waiting for it to be ready (so it can die while starting)."""
-    worker.create_topics()
+    """Start the worker process without waiting for it to be ready (so it can die while starting).
+    The topics were made once by the fixture (and the worker checks them itself as it starts)."""
     worker.workdir.mkdir(parents=True, exist_ok=True)
     worker.starts += 1
     log = open(worker.workdir / f"worker-{worker.starts}.log", "wb")
