@@ -16,7 +16,7 @@ from pipeline.mail.render import message_id_for
 from mimamori.producer import registry_records, topic_for, utm_key
 from pipeline.registry_file import registry_from_data
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, produce, read_to_end, read_topic, settle, wait_for
+from tests.support.worker import WorkerProcess, produce, read_to_end, settle, wait_for
 
 TENANTS = {
     "t-mail-a": {"locale": "ja", "notify_emails": ["security@a.example.jp"]},
@@ -175,7 +175,7 @@ def run(kafka: KafkaService, sink: SmtpSink, tmp_path_factory: pytest.TempPathFa
         yield {
             "first": first, "mails": sink.received(), "outbox": outbox(worker), "down_from": down_from,
             "back_at": back_at,
-            "failed": read_topic(kafka.bootstrap, worker.topics.failed_mails, timeout=3, idle=1),
+            "failed": read_to_end(kafka.bootstrap, worker.topics.failed_mails),
             "alerts": latest_alerts(worker), "metrics": worker.metrics(), "timings": timings,
             "chaos seconds": time.monotonic() - began, "log": worker.log_text(),
             "kills": kills, "arrivals": list(sink.arrivals),

@@ -26,7 +26,7 @@ from pipeline.registry_file import registry_from_data
 from pipeline.step import state_key
 from tests.support.services import KafkaService
 from tests.support.smtp import PickySink
-from tests.support.worker import FAST_TIMINGS, WorkerProcess, produce, read_topic, settle, wait_for
+from tests.support.worker import FAST_TIMINGS, WorkerProcess, produce, read_to_end, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def run(kafka: KafkaService, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         wait_for(lambda: sink.deliveries_to("sec@d.example.jp"), timeout=DEFER_D + 90, message="D's mail")
         settle(worker)  # D's outcome saved in the ledger; a repeat would have come
         out["ledger"] = ledger(worker)
-        out["failed"] = read_topic(kafka.bootstrap, worker.topics.failed_mails, timeout=3, idle=1)
+        out["failed"] = read_to_end(kafka.bootstrap, worker.topics.failed_mails)
         out["metrics"] = worker.metrics()
         out["health"] = worker.health()
         out["log"] = "\n".join((worker.workdir / f"worker-{n}.log").read_text(errors="replace")

@@ -16,7 +16,7 @@ from pipeline.registry_file import registry_from_data
 from pipeline.rules import load_policy
 from pipeline.io.store.backends import open_store
 from tests.support.services import KafkaService, SmtpSink
-from tests.support.worker import WorkerProcess, committed_everything, one_tenant_registry, produce, read_topic, wait_for
+from tests.support.worker import WorkerProcess, committed_everything, one_tenant_registry, produce, read_to_end, wait_for
 
 UTM = "utm-st-1"
 REGISTRY = one_tenant_registry("t-st", "Store errors", ["noc@st.example"], [UTM])
@@ -54,7 +54,7 @@ def run(kafka: KafkaService, smtp_server: SmtpSink, tmp_path_factory: pytest.Tem
         stored = sorted(r["event_id"] for r in store.query("SELECT event_id FROM events"))
     finally:
         store.close()
-    rejected = [orjson.loads(v) for _, v in read_topic(kafka.bootstrap, worker.topics.rejected, timeout=20, idle=3)]
+    rejected = [orjson.loads(v) for _, v in read_to_end(kafka.bootstrap, worker.topics.rejected)]
     return {"stored": stored, "rejected": rejected, "bad": bad, "health": health}
 
 
