@@ -35,7 +35,7 @@ Zone = Literal["wan", "lan", "ssid1", "ssid2"] | None
 Text = str | None
 
 
-class _RawEvent(msgspec.Struct, frozen=True):
+class _RawEvent(msgspec.Struct, frozen=True, gc=False):  # only strings and numbers: no cycle to collect
     v: Literal[1]
     event_id: Annotated[str, Meta(min_length=1, max_length=64)]
     utm_id: UtmId
@@ -72,7 +72,7 @@ class OpenRawEvent(_RawEvent, frozen=True):
     """The same, converted from a dict that carries unknown fields too."""
 
 
-class _RawHeartbeat(msgspec.Struct, frozen=True):
+class _RawHeartbeat(msgspec.Struct, frozen=True, gc=False):
     v: Literal[1]
     utm_id: UtmId
     ts: Ts
