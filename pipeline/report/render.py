@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pipeline.mail.render import compose, local_time, locale_of, message_id_for, render_template
 from pipeline.mail.text import event_text, one_line
 from pipeline.models import THREAT_TYPES, Mail, Tenant
+from pipeline.report.charts import LABELS, availability_chart, detections_chart
 from pipeline.report.summary import MonthlyReport
 
 KIND = "monthly-report"
@@ -80,7 +81,6 @@ def _context(report: MonthlyReport, locale: str, now: datetime, tz: ZoneInfo, ci
         period = f"{data.days[0].isoformat()} to {data.days[-1].isoformat()}"
     totals = sorted(((sum(v.values()), d) for d, v in report.detections_by_day.items()), key=lambda x: (-x[0], x[1]))
     labels = CATEGORY_LABELS[locale]
-    from pipeline.report.charts import LABELS  # here, not at the top: see render_report
     return {
         "kind": KIND, "tenant_name": one_line(data.tenant.name, 120), "now": when(now),
         "month_label": month_label, "period": period, "partial": report.partial, "day_count": len(data.days),
@@ -110,9 +110,6 @@ def render_report(report: MonthlyReport, now: datetime, tz: ZoneInfo, sender: st
     message_id = report_message_id(tenant.tenant_id, month)
     token = hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
     cids = {name: f"{name}.{token}@mimamori" for name in ("detections", "availability")}
-    # matplotlib is imported when a report is drawn, not with the worker (~0.5 s of CPU at each start)
-    from pipeline.report.charts import availability_chart, detections_chart
-
     pictures = {"detections": detections_chart(report, locale), "availability": availability_chart(report, locale)}
     context = _context(report, locale, now, tz, cids)
     text = render_template(locale, f"{KIND}.txt.j2", context)
