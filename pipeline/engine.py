@@ -26,7 +26,7 @@ from pipeline.notices.windows import registry_windows
 from pipeline.mail.requests import MailRequest, mail_requests
 from pipeline.mail.timing import TenantMailSchedule
 from pipeline.rules import Policy
-from pipeline.rows import ROW_JSON, alert_row, event_row, event_row_json, status_row
+from pipeline.rows import alert_row, event_row, event_row_json, row_json, status_row
 from pipeline.step import MailStep, RecordingDict, StateChanges, coalesced, state_key
 
 MONITOR_KEY = state_key("", "monitor")
@@ -100,7 +100,7 @@ class DetectorStep:
         rows written straight from the typed events (`event_row_json`, no dict per row)."""
         texts = {"events": [event_row_json(s.event, s.signal, s.alert_id) for s in self.outputs.events]}
         for table, rows in self._other_rows().items():
-            texts[table] = [orjson.dumps(row, option=ROW_JSON) for row in rows]
+            texts[table] = [row_json(row) for row in rows]
         return texts
 
     def _other_rows(self) -> dict[str, list[dict[str, Any]]]:
@@ -182,7 +182,8 @@ class Detector:
         out.alert_changes.extend(changes)
 
     def _life(self, utm_id: str, tenant_id: str, now: datetime, out: Outputs) -> None:
-        result = self.monitor.alive(utm_id, tenant_id, now)
+        known = self.registry.utms.get(utm_id)  # its id as the registry holds it: one string a UTM, not one a record
+        result = self.monitor.alive(utm_id if known is None else known.utm_id, tenant_id, now)
         if result is not None:
             self._collect(result, out)
 

@@ -37,8 +37,11 @@ def _time(text: str) -> datetime:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
+    from agents.runtime.memory import large_blocks_mapped
     from agents.worker import build_app
     from pipeline.logs import logging_config
+
+    large_blocks_mapped()  # before the worker allocates: large short-lived buffers never stay in its heap
 
     if args.kafka:
         settings = settings.with_overrides(kafka=args.kafka)
