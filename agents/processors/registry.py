@@ -41,7 +41,9 @@ class RegistryBooks:
             table.pop(name, None)
             return
         try:
-            table[name] = registry_record(kind, key, value)
+            record = registry_record(kind, key, value)
+            # keyed by the record's own id (equal to the key, or it was refused): one string, not two
+            table[record.tenant_id if kind == "tenant" else record.utm_id] = record  # type: ignore[union-attr]
         except RegistryRecordError as exc:
             self.metrics.registry_refused.labels(kind).inc()
             log.error("registry %s record %r refused, its previous version stays: %s", kind, name, "; ".join(exc.problems))
