@@ -494,11 +494,11 @@ class PartitionedProcessor(Service):
         for write in output.state:
             if write.key is None:
                 assert self.log_topic is not None, f"{self.name} has no log topic"
-                value = write.value if isinstance(write.value, bytes) else orjson.dumps(write.value)
+                value = write.value if isinstance(write.value, bytes) else _json(write.value)
                 messages.append((self.log_topic, None, value, partition))
             else:
                 assert self.state_topic is not None, f"{self.name} has no state topic"
-                value = None if write.value is None else orjson.dumps(write.value)
+                value = None if write.value is None else _json(write.value)
                 messages.append((self.state_topic, write.key.encode(), value, partition))
         return messages
 
@@ -922,6 +922,13 @@ def _epoch(producer: AIOKafkaProducer | None) -> tuple[int, int] | None:
     if manager is None or not manager.has_pid():
         return None
     return (manager.producer_id, manager.producer_epoch)
+
+
+def _json(value: Any) -> bytes:
+    """`value` as JSON in bytes of its own size: orjson's own result keeps a buffer of at least
+    4 KiB (a batch touching 25,000 UTMs writes two state records for each, held until its
+    transaction ends, two batches in flight: ~200 MB where the texts take a few)."""
+    return bytes(memoryview(orjson.dumps(value)))
 
 
 async def _nothing() -> Output:
