@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import dataclasses
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -23,8 +22,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime.follow import CompactedFollower
-from agents.runtime.processor import (PROMPT_FETCH_WAIT_MS, Message, Output, PartitionedProcessor, SavedState,
-                                      StateWrite)
+from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size
 from pipeline.dedup import Deduper, encode_pairs, pair_bytes
 from pipeline.config import Settings
@@ -102,7 +100,7 @@ class DetectHandler:
         per_topic = collections.Counter(r.topic for r in records)
         inputs = [InputRecord(kinds[r.topic], r.value or b"", r.topic, r.partition, r.offset) for r in records]
         step = detector.step(inputs, now)
-        output = self.output(step, now)
+        output = self.output(step)
         versions = step.alert_versions
         if versions:
             arrived = [r.timestamp for r in records if r.timestamp and r.timestamp > 0]
@@ -125,7 +123,7 @@ class DetectHandler:
         now = ctx.clock.now()
         read_until = NOTHING_READ if read is None else min(now, datetime.fromtimestamp(read, timezone.utc))
         step = detector.tick(now, read_until)
-        output = self.output(step, now)
+        output = self.output(step)
         silent, seen = detector.monitor.silent_count, detector.monitor.seen_count
         report = SilenceReport(silent, seen, now.timestamp())
         output.messages.append((ctx.settings.topics.fleet, str(partition).encode(),
@@ -146,20 +144,19 @@ class DetectHandler:
         detector = self.detectors.get(partition)
         if detector is None:
             return Output()
-        now = self.ctx.clock.now()
-        return self.output(detector.upkeep(now), now)
+        return self.output(detector.upkeep(self.ctx.clock.now()))
 
     async def upkeep_all(self) -> None:
         assert self.processor is not None
         await self.processor.each_partition(self.upkeep)
         self.ctx.progressed("expire-state")
 
-    def output(self, step: DetectorStep, now: datetime) -> Output:
-        """Every message of a step (rejections, alert versions, mail requests stamped with `now`, the
-        step's clock, alert routes, the rows for the store) and its state changes."""
+    def output(self, step: DetectorStep) -> Output:
+        """Every message of a step (rejections, alert versions, mail requests, alert routes, the rows
+        for the store) and its state changes."""
         ctx = self.ctx
         out = step.outputs
-        messages = _messages(ctx, step, now) + row_text_messages(ctx.settings.topics.store_rows, step.row_texts)
+        messages = _messages(ctx, step) + row_text_messages(ctx.settings.topics.store_rows, step.row_texts)
         for rejection in out.rejections:
             ctx.metrics.rejections.labels(rejection.reason).inc()
         for change in step.alert_versions:
@@ -171,7 +168,7 @@ class DetectHandler:
         return Output(messages, _state_writes(step))
 
 
-def _messages(ctx: Context, step: DetectorStep, now: datetime) -> list[Message]:
+def _messages(ctx: Context, step: DetectorStep) -> list[Message]:
     topics = ctx.settings.topics
     messages: list[Message] = []
     for rejection in step.outputs.rejections:
@@ -183,8 +180,6 @@ def _messages(ctx: Context, step: DetectorStep, now: datetime) -> list[Message]:
         if change.alert.version == 1:
             messages.append((topics.alert_routes, alert.alert_id.encode(), alert.utm_id.encode(), None))
     for request in step.mail_requests:
-        if request.change is not None:  # judged now: the alert's arrival at the mail timing
-            request = dataclasses.replace(request, at=now)
         messages.append((topics.mail_requests, request.tenant_id.encode(), orjson.dumps(request.to_record()), None))
     return messages
 
@@ -224,7 +219,7 @@ def register(ctx: Context) -> DetectHandler:
         inputs=[topics.events, topics.heartbeats, topics.verdicts_by_utm], handler=handler,
         state_topic=topics.detect_state, log_topic=topics.detect_seen, max_records=BATCH_SIZE,
         on_batch=lambda n, s: ctx.metrics.batch_seconds.labels("detect").observe(s),
-        fetch_wait_ms=PROMPT_FETCH_WAIT_MS, **ctx.processor_options(),
+        **ctx.processor_options(),
     )
     ctx.add_processor(processor)
     handler.fleet.start()

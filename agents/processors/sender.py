@@ -22,7 +22,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime.reasons import SMTP_UNAVAILABLE
-from agents.runtime.processor import PROMPT_FETCH_WAIT_MS, Output, PartitionedProcessor, SavedState, StateWrite
+from agents.runtime.processor import Output, PartitionedProcessor, SavedState, StateWrite
 from agents.processors.store import row_messages
 from pipeline.mail.delivery import (
     DELIVERED, REFUSED, Answer, Applied, Delivery, DeliveryBook, RetryPolicy, parked_by_grade,
@@ -272,7 +272,7 @@ def register(ctx: Context, sender: SendHandler) -> PartitionedProcessor:
     topics = ctx.settings.topics
     sending = PartitionedProcessor(name="mail-sender", group=topics.group("mail-sender"), inputs=[topics.outbox],
                                    handler=sender, state_topic=topics.mail_ledger, max_records=100,
-                                   fetch_wait_ms=PROMPT_FETCH_WAIT_MS, **ctx.processor_options())
+                                   **ctx.processor_options())
     sender.processor = sending
     ctx.add_processor(sending)
     ctx.guarded_timer(DISPATCH_INTERVAL, "mail-dispatch", sender.tick)

@@ -61,9 +61,6 @@ Message = tuple[str, "bytes | None", "bytes | None", "int | None"]
 """(topic, key, value, partition or None for the key's partition)."""
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-PROMPT_FETCH_WAIT_MS = 50
-"""`fetch_wait_ms` of the processors on a customer notice's way (detect, mail timing, sender): a
-stall of at most 50 ms, for ~20 empty fetches a second each while idle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +204,7 @@ class PartitionedProcessor(Service):
                  max_records: int = 10_000, poll_ms: int = 200, linger_ms: int = 0,
                  client_options: dict[str, Any] | None = None, max_poll_interval_ms: int = 300_000,
                  session_timeout_ms: int = 10_000, on_batch: Callable[[int, float], None] | None = None,
-                 metrics: Any = None, publisher: Any = None, fetch_wait_ms: int = 500, **kwargs: Any) -> None:
+                 metrics: Any = None, publisher: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.group = group
@@ -220,11 +217,6 @@ class PartitionedProcessor(Service):
         self.max_records = max_records
         self.poll_ms = poll_ms
         self.linger_ms = linger_ms
-        self.fetch_wait_ms = fetch_wait_ms
-        """The broker's longest wait for a fetch with nothing to return (`fetch_max_wait_ms`). It
-        bounds a stall: aiokafka sends one fetch at a time to a broker, and only for partitions
-        whose records were all taken; once a batch has waited 100 ms for its step, the fetch goes
-        for the other (idle) partitions alone, and the busy ones wait until it returns."""
         self.client_options = client_options or {}
         self.max_poll_interval_ms = max_poll_interval_ms
         self.session_timeout_ms = session_timeout_ms
@@ -258,8 +250,7 @@ class PartitionedProcessor(Service):
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_poll_records=self.max_records, fetch_max_bytes=32 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_wait_ms=self.fetch_wait_ms,
-            session_timeout_ms=self.session_timeout_ms,
+            max_partition_fetch_bytes=8 * 1024 * 1024, session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(500, self.session_timeout_ms // 5),
             max_poll_interval_ms=self.max_poll_interval_ms, rebalance_timeout_ms=60_000,
             **self.client_options,
@@ -289,23 +280,13 @@ class PartitionedProcessor(Service):
         """Fetch, judge, hand the output over to the partition's transaction and go on: the next
         batch is fetched and judged while the last one's transaction is in flight. Before the loop
         goes on past batch N+1 it waits for batch N's transactions (at most one batch per
-        partition waits behind the one in flight).
-
-        Once the input is caught up (the batch took every partition it read up to the end the
-        fetch saw), the loop waits for the transactions in flight before it fetches again: the
-        records that came meanwhile then go in the very next transaction, where a step judged at
-        once would have queued a transaction behind the one in flight and left them for a third
-        (a record's way ~2 commits, not ~3). A backlog keeps the overlap."""
+        partition waits behind the one in flight)."""
         in_flight: list[asyncio.Future] = []
-        caught_up = False
         while not self.should_stop:
             consumer = self.consumer
             if consumer is None:
                 await asyncio.sleep(0.1)
                 continue
-            if caught_up and in_flight:
-                await _settled(in_flight)
-                in_flight = []
             try:
                 batch = await consumer.getmany(timeout_ms=self.poll_ms if not in_flight else 0,
                                                max_records=self.max_records)
@@ -317,7 +298,6 @@ class PartitionedProcessor(Service):
                 log.warning("%s: fetch failed (%s); trying again", self.name, exc)
                 await asyncio.sleep(1.0)
                 continue
-            caught_up = _at_end(consumer, batch)
             by_partition: dict[int, list[ConsumerRecord]] = defaultdict(list)
             offsets: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
             stamps: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
@@ -899,22 +879,6 @@ def _next_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, after_last: int
     except Exception:  # noqa: BLE001 - between generations: the last record will do
         pass
     return after_last
-
-
-def _at_end(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
-    """Whether every partition of a non-empty batch was read up to its end as its fetch saw it (but
-    for one offset: the marker that ends the transaction of a transactional input's last records)."""
-    if not any(batch.values()):
-        return False
-    try:
-        assignment = consumer._subscription.subscription.assignment  # noqa: SLF001
-        for tp, records in batch.items():
-            state = assignment.state_value(tp)
-            if records and (state.lso is None or not state.has_valid_position or state.position + 1 < state.lso):
-                return False
-    except Exception:  # noqa: BLE001 - between generations: keep the overlap
-        return False
-    return True
 
 
 def _epoch(producer: AIOKafkaProducer | None) -> tuple[int, int] | None:
