@@ -92,6 +92,14 @@ def bounded_detail(detail: str) -> str:
     return detail if len(detail) <= MAX_DETAIL_CHARS else detail[:MAX_DETAIL_CHARS - 1] + "…"
 
 
+def json_bytes(value: Any, option: int = 0) -> bytes:
+    """`value` as JSON in bytes of its own size. orjson (since 3.12) returns bytes whose buffer is
+    at least 4 KiB and never shrunk (a row of ~200 bytes held 4 KiB, one of ~900 held 16 KiB): what
+    is held until a batch's transaction ends (rows, state writes) would take ~100-200 MB in a large
+    batch. The copy costs ~0.2 us."""
+    return bytes(memoryview(orjson.dumps(value, option=option)))
+
+
 def json_text(value: Any, option: int = 0) -> str:
     """orjson text of input-derived data that never raises: what orjson cannot write (nesting past
     its limit; validation refuses it, this is the last guard) becomes a JSON string saying so."""

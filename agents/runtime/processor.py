@@ -53,6 +53,7 @@ from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 from mode import Service
 
 from agents.runtime.reasons import HANDLER_SLOW, KAFKA_WRITE
+from pipeline.bounds import json_bytes
 from pipeline.io.kafka_errors import is_permanent_send_error
 
 log = logging.getLogger("mimamori")
@@ -474,11 +475,11 @@ class PartitionedProcessor(Service):
         for write in output.state:
             if write.key is None:
                 assert self.log_topic is not None, f"{self.name} has no log topic"
-                value = write.value if isinstance(write.value, bytes) else _json(write.value)
+                value = write.value if isinstance(write.value, bytes) else json_bytes(write.value)
                 messages.append((self.log_topic, None, value, partition))
             else:
                 assert self.state_topic is not None, f"{self.name} has no state topic"
-                value = None if write.value is None else _json(write.value)
+                value = None if write.value is None else json_bytes(write.value)
                 messages.append((self.state_topic, write.key.encode(), value, partition))
         return messages
 
@@ -886,13 +887,6 @@ def _epoch(producer: AIOKafkaProducer | None) -> tuple[int, int] | None:
     if manager is None or not manager.has_pid():
         return None
     return (manager.producer_id, manager.producer_epoch)
-
-
-def _json(value: Any) -> bytes:
-    """`value` as JSON in bytes of its own size: orjson's own result keeps a buffer of at least
-    4 KiB (a batch touching 25,000 UTMs writes two state records for each, held until its
-    transaction ends, two batches in flight: ~200 MB where the texts take a few)."""
-    return bytes(memoryview(orjson.dumps(value)))
 
 
 async def _nothing() -> Output:
