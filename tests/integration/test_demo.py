@@ -39,7 +39,7 @@ def _open_the_portal_as_the_demo_says(stdout: str, tmp_path: Path) -> None:
     import urllib.parse
     import urllib.request
 
-    from tests.support.portal import free_port
+    from tests.support.services import free_port
 
     found = re.search(r"MIMAMORI_PORTAL_KEY=\$\(cat (\S+)\) mimamori portal --store (\S+) --port \d+ --insecure-cookies\n"
                       r"\s+then http://localhost:\d+/ with user id (\S+) and password (\S+)", stdout)

@@ -1,7 +1,6 @@
 """A portal served by uvicorn in a thread of the test process, on a free port, over a given store."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import urllib.request
@@ -14,14 +13,9 @@ from pipeline.config import Settings
 from pipeline.io.store.backends import Store
 from portal.app import Portal
 from portal.server import server_config
+from tests.support.services import free_port
 
 KEY = "portal-test-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

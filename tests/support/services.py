@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 from contextlib import contextmanager
 import socket
 import subprocess
@@ -16,10 +17,47 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _port_slice() -> range:
+    """This test process's ports: outside the kernel's ephemeral range, one slice per xdist worker.
+
+    A port taken with bind(0) comes from the ephemeral range, the one the kernel also gives every
+    outgoing connection (each Kafka client's). A test that keeps a port across a restart (a worker's
+    web port, a broker's, an SMTP sink's) then found it taken by some client's socket now and then:
+    CI saw a restarted worker fail with EADDRINUSE. The kernel never hands out a port outside the
+    range; the slices keep two xdist workers from choosing the same one.
+    """
+    try:
+        ephemeral_low, ephemeral_high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        ephemeral_low, ephemeral_high = 32768, 60999
+    low, high = (10000, ephemeral_low) if ephemeral_low >= 14000 else (ephemeral_high + 1, 65536)
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    count = max(index + 1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    size = (high - low) // count
+    return range(low + index * size, low + (index + 1) * size)
+
+
+_handed_out: set[int] = set()
+_port_lock = Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, never handed out before by this process (see `_port_slice`)."""
+    ports = _port_slice()
+    with _port_lock:
+        start = random.randrange(len(ports))
+        for step in range(len(ports)):
+            port = ports[(start + step) % len(ports)]
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def _script(name: str, action: str, env: dict[str, str]) -> str:
