@@ -1,6 +1,8 @@
 """The monthly report through a real worker and broker to a real SMTP server (aiosmtpd): a worker
 whose clock starts just before the due time sends one report per active tenant at that time, none
-to inactive tenants; killed (SIGKILL) during the paced broadcast and restarted, it sends none twice."""
+to inactive tenants; killed (SIGKILL) during the paced broadcast and restarted, it sends none twice
+but the sender's one admitted repeat (the mail the server accepted just before the kill, again under
+its Message-ID: SmtpSink.unexplained_repeats)."""
 from __future__ import annotations
 
 import time
@@ -82,7 +84,8 @@ def test_one_report_per_active_tenant_at_the_due_time_and_none_twice_after_a_kil
 
     wait_for(lambda: len(reports(sink)) >= 1, timeout=120, message="the first monthly report")
     worker.kill()                                      # SIGKILL in the middle of the paced broadcast
-    killed_with = len(reports(sink))
+    killed_at = time.time()
+    killed_with = len({m["Message-ID"] for m in reports(sink)})
     assert killed_with < len(EXPECTED), "the broadcast was over before the kill; slow it down"
     worker.extra_args = ["--clock-start", iso(DUE + timedelta(minutes=2)) or ""]
     worker.start()
@@ -94,7 +97,9 @@ def test_one_report_per_active_tenant_at_the_due_time_and_none_twice_after_a_kil
 
     got = reports(sink)
     by_tenant = {m["X-Mimamori-Tenant"]: m for m in got}
-    assert sorted(m["X-Mimamori-Tenant"] for m in got) == sorted(EXPECTED), "one report each, none twice, none to others"
+    assert sink.unexplained_repeats([killed_at], kind="monthly-report") == [], "a report sent twice"
+    assert sorted({(m["X-Mimamori-Tenant"], m["Message-ID"]) for m in got}) == sorted(
+        (t, report_message_id(t, str(MONTH))) for t in EXPECTED), "one report each, none to others"
     for tenant_id, to in EXPECTED.items():
         message = by_tenant[tenant_id]
         assert message["Message-ID"] == report_message_id(tenant_id, str(MONTH))

@@ -155,6 +155,11 @@ def clickhouse_server_service(workdir: Path) -> ClickHouseServerService:
     return ClickHouseServerService("clickhouse-server.sh", env, port=port)
 
 
+KILL_REPEAT_WINDOW = 15.0
+"""Seconds between an SMTP server's acceptance of a mail and the commit of the ledger's outcome that
+a loaded machine may take: a SIGKILL in that window is the one cause of a repeated mail."""
+
+
 @dataclass
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
@@ -195,6 +200,27 @@ class SmtpSink:
     def received(self) -> list[Message]:
         with self._lock:
             return list(self.messages)
+
+    def unexplained_repeats(self, kills: list[float], window: float = KILL_REPEAT_WINDOW,
+                            kind: str | None = None) -> list[str]:
+        """The Message-IDs (of `kind`, or all) that arrived more than once for no reason the sender
+        owns up to. Its one repeat (agents/processors/sender.py): SMTP has no way to take a mail
+        back, so a SIGKILL between the server's acceptance and the commit of the ledger's outcome
+        makes the next owner send that mail again, under the same Message-ID. A repeat is explained
+        when it arrived twice, its first arrival `window` seconds or less before a kill, and there
+        are no more repeated mails than kills."""
+        with self._lock:
+            arrived = [(str(m["Message-ID"]), at) for m, at in zip(self.messages, self.arrivals)
+                       if kind is None or m["X-Mimamori-Kind"] == kind]
+        firsts: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for message_id, at in arrived:
+            firsts.setdefault(message_id, at)
+            counts[message_id] = counts.get(message_id, 0) + 1
+        repeated = [mid for mid, n in counts.items() if n > 1]
+        unexplained = [mid for mid in repeated if counts[mid] > 2
+                       or not any(0 <= kill - firsts[mid] <= window for kill in kills)]
+        return repeated if len(repeated) > len(kills) else unexplained
 
 
 @contextmanager
