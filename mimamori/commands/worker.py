@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 from datetime import datetime
 
 from pipeline.clock import ShiftedClock
@@ -10,14 +9,6 @@ from pipeline.config import Settings
 from pipeline.models import parse_time
 
 HELP = "run the pipeline: the worker consuming the UTM topics"
-
-GC_THRESHOLDS = (50_000, 20, 10)
-"""The cyclic garbage collector's thresholds in a worker (Python's are 700, 10, 10). A batch of
-10,000 records makes hundreds of thousands of container objects that live until the batch is
-judged and published, so at 700 the collector ran hundreds of times a batch over the same live
-objects (10-12% of the detect step's CPU in benchmarks/engine_profile's load; garbage is freed by
-reference counting all the same, the collector only finds cycles)."""
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka", help="bootstrap servers (overrides MIMAMORI_KAFKA)")
@@ -37,7 +28,7 @@ def _time(text: str) -> datetime:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from faust import Worker
 
-    from agents.runtime.memory import large_blocks_mapped
+    from agents.runtime.memory import collect_less, large_blocks_mapped
     from agents.worker import build_app
     from pipeline.logs import logging_config
 
@@ -54,10 +45,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     worker.execute_from_commandline()
     return 0
 
-
-def collect_less() -> None:
-    """What the worker has built before it starts (modules, the app) is never garbage: it leaves
-    the collector's generations (gc.freeze), and the collector runs less often (GC_THRESHOLDS)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
