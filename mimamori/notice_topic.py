@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
+from pipeline.io.kafka_security import unless_refused
 from pipeline.notices.topic import NoticeBook
 
 
@@ -45,8 +46,8 @@ def read_compacted(bootstrap: str, topic: str, on_record: Callable[[bytes | None
     """Hand every record a topic holds now to `on_record`, in order (no consumer group)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                             client_id=client_id, **(options or {}))
+    consumer = unless_refused(lambda: KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None,
+                                                    enable_auto_commit=False, client_id=client_id, **(options or {})))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

@@ -9,6 +9,7 @@ import orjson
 from pipeline.clock import Clock
 from pipeline.config import Topics
 from pipeline.ingest import wire_refusal
+from pipeline.io.kafka_security import unless_refused
 from pipeline.models import Registry
 
 Send = Callable[[str, "bytes | None", "bytes | None"], None]
@@ -88,11 +89,11 @@ def open_kafka_producer(bootstrap: str, options: Mapping[str, Any] | None = None
     """`options`: the connection's security (pipeline.io.kafka_security.kafka_python_options)."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(
+    return unless_refused(lambda: KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, compression_type="gzip",
         linger_ms=20, client_id="mimamori-produce", max_block_ms=15000,
         **(options or {}),
-    )
+    ))
 
 
 class KafkaSender:

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from pipeline.config import Settings
-from pipeline.io.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options, unless_refused
 from pipeline.io.store.backends import StoreError, open_store
 from pipeline.io.store.purge import purge_tenant, tenant_utm_ids
 
@@ -23,8 +23,8 @@ def publish_removals(bootstrap: str, settings: Settings, tenant_id: str, utm_ids
     """Null records (tombstones) for the tenant and its UTMs on the compacted registry topics."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", retries=5,
-                             **kafka_python_options(settings))
+    producer = unless_refused(lambda: KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", retries=5,
+                                                    **kafka_python_options(settings)))
     try:
         for utm_id in utm_ids:
             producer.send(settings.topics.utms, key=utm_id.encode(), value=None)

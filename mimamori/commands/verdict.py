@@ -10,7 +10,7 @@ import orjson
 
 from pipeline.clock import SystemClock
 from pipeline.config import Settings
-from pipeline.io.kafka_security import kafka_python_options
+from pipeline.io.kafka_security import kafka_python_options, unless_refused
 from pipeline.models import Verdict
 
 HELP = "publish an analyst's verdict (grade 0-3 and a note for the customer) on an alert"
@@ -44,7 +44,8 @@ def publish(bootstrap: str, topic: str, verdict: Verdict, timeout_s: float = 30.
             options: Mapping[str, Any] | None = None) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="mimamori-verdict", **(options or {}))
+    producer = unless_refused(lambda: KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="mimamori-verdict",
+                                                    **(options or {})))
     try:
         key, value = verdict_message(verdict)
         producer.send(topic, key=key, value=value).get(timeout=timeout_s)

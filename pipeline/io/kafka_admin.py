@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from aiokafka.partitioner import murmur2
 
 from pipeline.config import Topics, load_settings
-from pipeline.io.kafka_security import kafka_python_options, refused
+from pipeline.io.kafka_security import kafka_python_options, refused, unless_refused
 
 
 MIB = 1024 * 1024
@@ -134,7 +134,8 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 60.
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mimamori-admin", **(options or {}))
+            admin = unless_refused(lambda: KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mimamori-admin",
+                                                            **(options or {})))
             break
         except KafkaError:
             if refused() or time.monotonic() > deadline:  # a refused login does not pass by retrying

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from pipeline.config import ConfigError, Settings
 
@@ -116,6 +117,41 @@ def watch_refusals() -> None:
 def refused() -> bool:
     """Whether the brokers refused this process's login or it refused their certificate (watch_refusals)."""
     return _watch.refusal is not None
+
+
+T = TypeVar("T")
+
+
+def unless_refused(build: Callable[[], T], *, every_s: float = 0.05) -> T:
+    """A kafka-python client, built by `build`, or KafkaRefused as soon as the brokers refuse this
+    process's login or it refuses their certificate (watch_refusals), whichever comes first.
+
+    kafka-python's constructors bootstrap (connect, read the cluster's metadata) and retry a refused
+    login or an untrusted certificate like any broken connection until `bootstrap_timeout_ms`
+    (30 s), then say only "Unable to bootstrap". A refusal does not pass by retrying: the command
+    (or the worker's start) stops at once and says what to fix (cli prints `refusal`). The client
+    is built in a daemon thread; on a refusal it is left there to its own timeout, unused (the
+    process is about to end: a refusal ends its use of Kafka). Without the watch on (a library
+    caller), this is `build()` with its own timeout."""
+    done = threading.Event()
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, build()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="kafka-open", daemon=True).start()
+    while not done.wait(every_s):
+        if refused():
+            raise KafkaRefused("the Kafka brokers refused this process")
+    built, value = outcome[0]
+    if not built:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def refusal(settings: Settings) -> KafkaRefused | None:

@@ -2,13 +2,19 @@
 both Kafka client libraries (Faust runs no Kafka client), the password never in a repr."""
 from __future__ import annotations
 
+import logging
 import ssl
+import threading
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from pipeline.config import ConfigError, Settings, load_settings
-from pipeline.io.kafka_security import aiokafka_options, describe, kafka_python_options, ssl_context
+from pipeline.io import kafka_security
+from pipeline.io.kafka_security import (KafkaRefused, RefusalWatch, aiokafka_options, describe, kafka_python_options,
+                                        ssl_context, unless_refused)
 
 SASL = {"MIMAMORI_KAFKA_SECURITY": "sasl_ssl", "MIMAMORI_KAFKA_USERNAME": "worker",
         "MIMAMORI_KAFKA_PASSWORD": "Pa55-word:@/"}
@@ -67,3 +73,53 @@ def test_empty_optional_values_count_as_unset() -> None:
     """A chart or compose file may set them empty."""
     assert load_settings({"MIMAMORI_KAFKA_USERNAME": "", "MIMAMORI_KAFKA_PASSWORD": "",
                           "MIMAMORI_KAFKA_CA_FILE": ""}) == Settings()
+
+
+@pytest.fixture
+def watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[RefusalWatch]:
+    """A fresh refusal watch on the kafka loggers (the process's own is once per process and sticky)."""
+    fresh = RefusalWatch()
+    monkeypatch.setattr(kafka_security, "_watch", fresh)
+    logger = logging.getLogger("kafka")
+    logger.addHandler(fresh)
+    yield fresh
+    logger.removeHandler(fresh)
+
+
+def client_log(message: str) -> None:
+    logging.getLogger("kafka.net.manager").warning(message)
+
+
+def test_a_client_still_bootstrapping_is_given_up_at_the_first_refused_login(watch: RefusalWatch) -> None:
+    """kafka-python's constructors retry a refused login until their 30 s bootstrap timeout; the
+    command stops at the first refusal the client logs."""
+    release = threading.Event()
+
+    def retrying_client() -> str:
+        client_log("Bootstrap connection to bootstrap-0 failed: [Error 58] SaslAuthenticationFailedError: "
+                   "Authentication failed during authentication due to invalid credentials (backoff 0.05 secs)")
+        release.wait(30)
+        return "client"
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(KafkaRefused):
+            unless_refused(retrying_client)
+        assert time.monotonic() - started < 10
+    finally:
+        release.set()
+
+
+def test_without_a_refusal_the_client_or_its_own_error_is_what_comes_back(watch: RefusalWatch) -> None:
+    def slow_client() -> str:
+        client_log("Bootstrap connection to bootstrap-0 failed: KafkaConnectionError: socket disconnected")
+        time.sleep(0.3)  # a broker not up yet: the client's own retries, several polls of the watch long
+        return "client"
+
+    def failing_client() -> str:
+        raise TimeoutError("Unable to bootstrap from 127.0.0.1:9")
+
+    assert unless_refused(slow_client, every_s=0.01) == "client"
+    with pytest.raises(TimeoutError, match="Unable to bootstrap"):
+        unless_refused(failing_client)
+    assert watch.refusal is None
