@@ -232,8 +232,17 @@ class Detector:
     def step(self, records: Iterable[InputRecord], now: datetime) -> DetectorStep:
         """Take a batch of raw inputs at `now`. A record the logic fails on becomes an
         `internal_error` rejection with its original bytes; the batch goes on."""
-        out = Outputs()
-        touched: set[str] = set()
+        stepping = self.stepping(now)
+        stepping.take(records)
+        return stepping.done()
+
+    def stepping(self, now: datetime) -> Stepping:
+        """`step` in parts: the records taken a slice at a time, the step's outputs and state once
+        at the end (the same as one `step` over all of them). The worker hands the event loop back
+        between slices: a batch of 10,000 records judged at once held it for seconds under load."""
+        return Stepping(self, now)
+
+    def _take_inputs(self, records: Iterable[InputRecord], now: datetime, out: Outputs, touched: set[str]) -> None:
         for record in records:
             try:
                 if record.kind == "verdict":
@@ -248,7 +257,6 @@ class Detector:
                     touched.add(accepted.utm_id)
             except Exception as exc:  # noqa: BLE001 - a record must never stop the batch
                 out.rejections.append(_failure(record, exc, now))
-        return self._stepped(out, touched, monitor=False)
 
     def step_accepted(self, records: Iterable[Event | Heartbeat], now: datetime) -> DetectorStep:
         """Apply records a driver validated itself (replay does, to move its clock first)."""
@@ -328,6 +336,23 @@ class Detector:
         out.notices.extend(result.notices)
         out.incidents.extend(result.incidents)
         out.signs_of_life.extend(result.signs_of_life)
+
+
+class Stepping:
+    """One step of a Detector taken in parts (`Detector.stepping`)."""
+
+    __slots__ = ("detector", "now", "out", "touched")
+
+    def __init__(self, detector: Detector, now: datetime) -> None:
+        self.detector, self.now = detector, now
+        self.out = Outputs()
+        self.touched: set[str] = set()
+
+    def take(self, records: Iterable[InputRecord]) -> None:
+        self.detector._take_inputs(records, self.now, self.out, self.touched)
+
+    def done(self) -> DetectorStep:
+        return self.detector._stepped(self.out, self.touched, monitor=False)
 
 
 def _failure(record: InputRecord, exc: Exception, now: datetime) -> Rejection:

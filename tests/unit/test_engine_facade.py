@@ -209,3 +209,24 @@ def test_a_heartbeat_alone_saves_its_utms_status() -> None:
     restored = Detector(SETTINGS, registry, POLICY, started_at=now)
     restored.restore(step.state.keyed.items(), [], now)
     assert restored.utm_counts["seen"] == original.utm_counts["seen"] >= 5
+
+
+def test_a_step_taken_in_slices_is_the_step_taken_at_once() -> None:
+    """The worker judges a batch a slice at a time (agents/processors/detect.py SLICE) to hand the
+    event loop back between slices: the step's messages, rows and state must not change."""
+    items = records()
+    start, now = items[0][0], items[-1][0]
+    whole = detector(start).step([r for _, r in items], now)
+    stepping = detector(start).stepping(now)
+    for i in range(0, len(items), 37):
+        stepping.take(r for _, r in items[i:i + 37])
+    sliced = stepping.done()
+
+    assert [c.alert.to_record() for c in sliced.alert_versions] == [c.alert.to_record() for c in whole.alert_versions]
+    assert [m.to_record() for m in sliced.mail_requests] == [m.to_record() for m in whole.mail_requests]
+    assert sliced.row_texts == whole.row_texts
+    assert [r.to_record() for r in sliced.outputs.rejections] == [r.to_record() for r in whole.outputs.rejections]
+    assert orjson.dumps(sliced.state.keyed, option=orjson.OPT_SORT_KEYS) == \
+        orjson.dumps(whole.state.keyed, option=orjson.OPT_SORT_KEYS)
+    assert sliced.state.seen == whole.state.seen
+    assert sliced.outputs.duplicates == whole.outputs.duplicates and whole.alert_versions and whole.outputs.rejections
