@@ -16,7 +16,7 @@ import orjson
 from pipeline.config import Settings
 from pipeline.correlate import AlertChange, Correlator
 from pipeline.dedup import Deduper
-from pipeline.heartbeat import Incident, MonitorResult, UtmMonitor, registry_mailable
+from pipeline.heartbeat import NOWHERE, Incident, MonitorResult, Share, UtmMonitor, registry_mailable
 from pipeline.ingest import EventValidator
 from pipeline.ingest.validator import rejected
 from pipeline.mail.render import render_alert_mail, render_utm_mail, render_verdict_mail
@@ -117,10 +117,10 @@ class DetectorStep:
 class Detector:
     def __init__(self, settings: Settings, registry: Registry, policy: Policy, *, started_at: datetime,
                  deduper: Deduper | None = None, finished: MutableMapping[str, dict] | None = None,
-                 elsewhere: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
+                 elsewhere: Callable[[], Share] = lambda: NOWHERE) -> None:
         """`deduper` and `finished` (alerts that take no more events, kept for verdicts) may be
         given; by default they live in memory. `elsewhere` tells the mass-outage guard how many
-        UTMs other detectors (other workers' partitions) see silent, of how many."""
+        UTMs other detectors (other partitions) see silent, of how many, counted up to when."""
         self.settings = settings
         self.registry = registry
         self.validator = EventValidator(registry)

@@ -95,18 +95,24 @@ _RAW_STORE_ROWS = msgspec.json.Decoder(RawStoreRows)
 @dataclass(frozen=True, slots=True)
 class SilenceReport:
     """`mimamori-fleet` (key: the input partition): how many UTMs of one partition were silent for
-    more than half the heartbeat timeout, of how many seen, at a worker's last check."""
+    more than half the heartbeat timeout, of how many seen, at a worker's last check, and up to
+    when that count holds (`counted_until`, Unix time; None: not counted yet). A report without it
+    (written before it existed) is taken as counted up to `reported_at`."""
 
     silent: int
     seen: int
     reported_at: float
+    counted_until: float | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return {"silent": self.silent, "seen": self.seen, "reported_at": self.reported_at}
+        return {"silent": self.silent, "seen": self.seen, "reported_at": self.reported_at,
+                "counted_until": self.counted_until}
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "SilenceReport":
         silent, seen = int(data["silent"]), int(data["seen"])
         if not 0 <= silent <= seen:
             raise ValueError(f"silent {silent} of {seen} seen")
-        return cls(silent, seen, float(data["reported_at"]))
+        reported_at = float(data["reported_at"])
+        counted = data.get("counted_until", reported_at)
+        return cls(silent, seen, reported_at, None if counted is None else float(counted))

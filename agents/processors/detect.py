@@ -29,6 +29,7 @@ from pipeline.dedup import Deduper, encode_pairs, pair_bytes
 from pipeline.config import Settings
 from pipeline.internal import SilenceReport
 from pipeline.engine import Detector, DetectorStep, InputRecord
+from pipeline.heartbeat import Share, together
 from agents.processors.store import row_text_messages
 
 BATCH_SIZE = 10_000
@@ -58,21 +59,20 @@ class DetectHandler:
         """One of this worker's detectors (tests and the demo look at one)."""
         return next(iter(self.detectors.values()), None)
 
-    def elsewhere(self, partition: int) -> tuple[int, int]:
-        """(silent, seen) UTMs of every other partition: this worker's other detectors as of their
-        last check, and other workers' partitions as they last reported them (fresh reports only:
-        a partition that moved is reported by its new owner)."""
-        silent = seen = 0
-        for p, detector in list(self.detectors.items()):
-            if p != partition:
-                silent += detector.monitor.silent_count
-                seen += detector.monitor.seen_count
-        fresh_after = self.ctx.clock.now().timestamp() - 3 * check_interval(self.ctx.settings)
+    def elsewhere(self, partition: int) -> Share:
+        """The share of every other partition: this worker's other detectors as of their last
+        check, and the others as their owner last reported them (a partition being restored here
+        by its previous owner). However old a report, it stands with the time it was counted up
+        to: a paused or lagging owner holds the guard's judgement back (pipeline/heartbeat/fleet.py);
+        dropping its report would make the guard judge part of the fleet as the whole."""
+        shares = [Share(d.monitor.silent_count, d.monitor.seen_count, d.monitor.counted_until)
+                  for p, d in list(self.detectors.items()) if p != partition]
         for key, report in list(self.fleet.values.items()):
-            if int(key) not in self.detectors and report.reported_at >= fresh_after:
-                silent += report.silent
-                seen += report.seen
-        return silent, seen
+            if int(key) not in self.detectors:
+                counted = report.counted_until
+                shares.append(Share(report.silent, report.seen,
+                                    None if counted is None else datetime.fromtimestamp(counted, timezone.utc)))
+        return together(shares)
 
     def log_reader(self, partition: int) -> Callable[[bytes], None]:
         """The runtime hands the dedup log's values here as it reads them: each goes into the
@@ -134,8 +134,9 @@ class DetectHandler:
         read_until = NOTHING_READ if read is None else min(now, datetime.fromtimestamp(read, timezone.utc))
         step = detector.tick(now, read_until)
         output = self.output(step)
-        silent, seen = detector.monitor.silent_count, detector.monitor.seen_count
-        report = SilenceReport(silent, seen, now.timestamp())
+        monitor = detector.monitor
+        counted = None if monitor.counted_until is None else monitor.counted_until.timestamp()
+        report = SilenceReport(monitor.silent_count, monitor.seen_count, now.timestamp(), counted)
         output.messages.append((ctx.settings.topics.fleet, str(partition).encode(),
                                 orjson.dumps(report.to_record()), None))
         return output

@@ -6,7 +6,9 @@ utm_id) and `monitor_state` once; `load` and `load_monitor_state` rebuild it aft
 Online UTMs are kept in two silence schedules: `_online` (heard within half the timeout at the
 last check) and `_quiet` (silent longer than that). The mass-outage guard counts the quiet and the
 offline ones, so UTMs cut at one moment are counted together half a timeout after the cut, before
-any of them crosses the timeout, however their last heartbeats straddle the checks.
+any of them crosses the timeout, however their last heartbeats straddle the checks. The other
+monitors' counts (`elsewhere`, other partitions) come with the time they hold for: no UTM is taken
+offline for a moment the whole fleet has not counted yet (pipeline/heartbeat/fleet.py).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from pipeline.heartbeat.fleet import NOWHERE, Share
 from pipeline.heartbeat.notices import Incident, MonitorResult, Notice
 from pipeline.heartbeat.schedule import SilenceSchedule
 from pipeline.heartbeat.state import NEVER_SEEN, OFFLINE, ONLINE, UtmState, second_of
@@ -43,12 +46,13 @@ class UtmMonitor:
         self, *, timeout: timedelta, daily_at: time, tz: ZoneInfo, started_at: datetime,
         mailable: Mailable, mass_outage_share: float = 0.2, mass_outage_min: int = 10,
         windows: Callable[[], Iterable[MaintenanceWindow]] = tuple,
-        elsewhere: Callable[[], tuple[int, int]] = lambda: (0, 0),
+        elsewhere: Callable[[], Share] = lambda: NOWHERE,
     ) -> None:
         """`windows`: the declared maintenance windows now; during one and for `timeout` after it,
         no silence is judged a stop (a UTM already offline stays so, and its reminders go on).
-        `elsewhere`: (silent, seen) UTMs that other monitors watch (other workers' partitions), so
-        the mass-outage guard judges the whole fleet."""
+        `elsewhere`: the share of the UTMs that other monitors watch (other partitions, here and
+        on other workers), so the mass-outage guard judges the whole fleet: no UTM goes offline
+        for time beyond its `counted_until`, and a mass outage ends only once every count is."""
         self.timeout = timeout
         self.daily_at = daily_at
         self.tz = tz
@@ -66,6 +70,9 @@ class UtmMonitor:
         self._lived: dict[str, None] = {}  # UTMs with a sign of life since the last check
         self.last_daily_check: date | None = self._last_daily_day_before(started_at)
         self.mass_outage_since: datetime | None = None
+        self.counted_until: datetime | None = None
+        """Up to when `silent_count` counts every UTM silent for more than half the timeout (the
+        time the last check measured silence up to); None before a check that could count them."""
 
     @property
     def mass_outage(self) -> bool:
@@ -143,11 +150,17 @@ class UtmMonitor:
         self._lived = {}
         heard = now if read_until is None else min(now, read_until)
         self._take_quiet(heard)
+        self.counted_until = heard if heard - self.started_at > self.timeout / 2 else None
+        fleet = self._elsewhere()
         # a maintenance window (and one timeout after it) is our own pause: no silence is judged a
         # stop, and no mass outage starts (one already declared may end)
         paused = silenced(now, self._windows(), self.timeout)
-        outage_ended = self._judge_mass_outage(now, result) if self.mass_outage or not paused else False
-        newly_offline = self._take_silent(now, heard, result) if now >= self.grace_until and not paused else []
+        outage_ended = self._judge_mass_outage(now, fleet, result) if self.mass_outage or not paused else False
+        # silence judged only up to when the whole fleet has counted its own: before that, the
+        # guard may not know yet of an outage that takes this UTM too
+        judged = None if fleet.counted_until is None else min(heard, fleet.counted_until)
+        newly_offline = (self._take_silent(now, judged, result)
+                         if judged is not None and now >= self.grace_until and not paused else [])
         for utm_id in newly_offline:
             state = self._utms[utm_id]
             if self.mass_outage:
@@ -235,15 +248,17 @@ class UtmMonitor:
             result.status_changes.append(self._change(utm_id, state, now))
         return silent
 
-    def _judge_mass_outage(self, now: datetime, result: MonitorResult) -> bool:
-        """Update the guard; True when an outage ended in this check."""
-        silent_elsewhere, seen_elsewhere = self._elsewhere()
-        silent = self.silent_count + silent_elsewhere
-        holds = silent >= self._min and silent > self._share * (len(self._utms) + seen_elsewhere)
+    def _judge_mass_outage(self, now: datetime, fleet: Share, result: MonitorResult) -> bool:
+        """Update the guard; True when an outage ended in this check. An outage starts on counts as
+        they are, but ends only on counts that are all true for a time (a monitor that has not
+        counted yet, after a restart or a takeover, counts no quiet UTM: it would end it falsely)."""
+        silent = self.silent_count + fleet.silent
+        holds = silent >= self._min and silent > self._share * (len(self._utms) + fleet.seen)
+        counted = self.counted_until is not None and fleet.counted_until is not None
         if holds and not self.mass_outage:
             self.mass_outage_since = now
             result.incidents.append(Incident("mass_outage", "start", silent, now))
-        elif not holds and self.mass_outage:
+        elif not holds and self.mass_outage and counted:
             self.mass_outage_since = None
             result.incidents.append(Incident("mass_outage", "end", silent, now))
             return True

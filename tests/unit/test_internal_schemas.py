@@ -28,7 +28,14 @@ RECORDS = [
                                                         date(2026, 11, 20))).to_record()),
     ("store-rows.json", StoreRows("events", [{"utm_id": "utm-1", "event_id": "e-1"}], recheck=True).to_record()),
     ("fleet-report.json", SilenceReport(3, 40, AT.timestamp()).to_record()),
+    ("fleet-report.json", SilenceReport(3, 40, AT.timestamp(), AT.timestamp() - 2.5).to_record()),
 ]
+
+
+def test_a_fleet_report_written_before_counted_until_is_taken_as_counted_when_reported() -> None:
+    old = {"silent": 3, "seen": 40, "reported_at": 1.5}
+    reference("fleet-report.json").validate(old)
+    assert SilenceReport.from_record(old) == SilenceReport(3, 40, 1.5, 1.5)
 
 
 @pytest.mark.parametrize("name, record", RECORDS)
