@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.io.report_gather import read_tenant
 from pipeline.report.schedule import Month
 from pipeline.io.store.backends import StoreError, open_store
 
@@ -29,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.io.report_gather import build_report, read_tenant  # matplotlib: only where a report is drawn
     from pipeline.report.files import write_report
-    from pipeline.io.report_gather import build_report
 
     try:
         store = open_store(args.store or settings.clickhouse)

@@ -18,6 +18,16 @@ def test_help_lists_the_commands() -> None:
     assert "usage: mimamori" in done.stdout
 
 
+def test_the_command_line_starts_without_the_report_charts() -> None:
+    """matplotlib and numpy (0.4-0.6 s of CPU to import) come with a command that draws a report
+    (report, the worker), not with every command: the parser imports every command's module."""
+    done = subprocess.run([sys.executable, "-c", "import sys; from mimamori.cli import build_parser; build_parser(); "
+                           "print(sorted(m for m in ('matplotlib', 'numpy') if m in sys.modules))"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_every_command_answers_help() -> None:
     parser = build_parser()
     names = [a for a in parser._subparsers._group_actions[0].choices]  # type: ignore[union-attr]
