@@ -172,13 +172,17 @@ class UtmMonitor:
                 if state.down_pending:
                     state.down_pending = False
                     result.notices.append(self._down_notice(utm_id, state, now, day))
-        if self._daily_check_due(now, day):
-            self.last_daily_check = day
-            for utm_id in self._offline:
-                state = self._utms[utm_id]
-                if state.reminded_on != day:
-                    state.reminded_on = day
-                    result.notices.append(self._reminder(utm_id, state, now, day))
+        # the daily check too, once the moment is judged: a UTM back just before it, whose sign of
+        # life is not read yet here, or an outage the fleet has not counted yet, gets no reminder
+        if judged is not None and judged >= self.started_at:
+            judged_day = judged.astimezone(self.tz).date()
+            if self._daily_check_due(judged, judged_day):
+                self.last_daily_check = judged_day
+                for utm_id in self._offline:
+                    state = self._utms[utm_id]
+                    if state.reminded_on != judged_day:
+                        state.reminded_on = judged_day
+                        result.notices.append(self._reminder(utm_id, state, now, judged_day))
         return result
 
     def forget(self, utm_id: str) -> None:

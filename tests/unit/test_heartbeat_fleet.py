@@ -27,8 +27,8 @@ class Elsewhere:
         return self.share
 
 
-def monitor(elsewhere: Elsewhere) -> UtmMonitor:
-    return UtmMonitor(timeout=TIMEOUT, daily_at=time(0, 0), tz=UTC, started_at=START,
+def monitor(elsewhere: Elsewhere, daily_at: time = time(0, 0)) -> UtmMonitor:
+    return UtmMonitor(timeout=TIMEOUT, daily_at=daily_at, tz=UTC, started_at=START,
                       mailable=lambda utm, tenant, day: True, elsewhere=elsewhere)
 
 
@@ -121,3 +121,38 @@ def test_an_outage_ends_only_on_counts_that_all_hold() -> None:
     end = m.check(at(28))
     assert [(i.state, i.utms) for i in end.incidents] == [("end", 4)]
     assert sorted((n.utm_id, n.mailed) for n in end.notices) == [(u, True) for u in ids[:4]]
+
+
+def test_the_daily_reminder_waits_for_the_fleet_counted_past_the_daily_time() -> None:
+    """An outage the other monitor counts from 09:00 holds the 09:00 reminders back, although this
+    monitor's check at 09:00 came before the count."""
+    elsewhere = Elsewhere(Share(0, 100, at(20)))
+    m = monitor(elsewhere, daily_at=time(9, 0))  # started at 03:00: the daily check is at(360)
+    others = [f"x{i}" for i in range(10)]
+    beat(m, ["u0", *others], at(0))
+    beat(m, others, at(20))
+    assert [(n.kind, n.utm_id, n.mailed) for n in m.check(at(21)).notices] == [("utm-down", "u0", True)]
+    beat(m, others, at(358))
+    elsewhere.share = Share(0, 100, at(359.5))
+    assert m.check(at(360)).notices == []  # 09:00 is not counted everywhere yet
+    elsewhere.share = Share(30, 100, at(360) + timedelta(seconds=20))
+    daily = m.check(at(360.5))
+    assert [(i.kind, i.state) for i in daily.incidents] == [("mass_outage", "start")]
+    assert [(n.kind, n.utm_id, n.mailed, n.reason) for n in daily.notices] == [
+        ("utm-down-reminder", "u0", False, "mass_outage")]
+    assert m.check(at(361)).notices == []  # once a day
+
+
+def test_a_utm_back_just_before_the_daily_time_but_not_read_yet_gets_no_reminder() -> None:
+    m = monitor(Elsewhere(), daily_at=time(9, 0))
+    others = [f"x{i}" for i in range(10)]
+    beat(m, ["u0", *others], at(0))
+    beat(m, others, at(20))
+    assert [n.kind for n in m.check(at(21)).notices] == ["utm-down"]
+    beat(m, others, at(358))
+    # u0 beat at 08:59:45; the worker has read its input up to 08:59:40 only
+    assert m.check(at(360) + timedelta(seconds=5), read_until=at(359) + timedelta(seconds=40)).notices == []
+    back = m.sign_of_life("u0", "t", at(359.75))
+    assert [n.kind for n in back.notices] == ["utm-recovered"]
+    assert m.check(at(360) + timedelta(seconds=10)).notices == []
+    assert m.last_daily_check == at(360).date()
