@@ -2,7 +2,8 @@
 that holds the embedded store is killed -9 mid-stream and another takes the store over. Every event
 is stored once, the alerts are replay's, no mail goes twice. And ten silent UTMs spread over two
 workers' partitions trip the mass-outage guard that neither worker's own share would trip, also when
-one of the workers is paused (SIGSTOP) across the moment the other's share crosses the timeout."""
+one of the workers is paused (SIGSTOP) or killed across the moment the other's share crosses the
+timeout."""
 from __future__ import annotations
 
 import collections
@@ -176,20 +177,22 @@ def test_ten_silent_utms_over_two_workers_trip_the_guard(outage: dict[str, Any])
     assert down == [], "customers were mailed about our own outage"
 
 
-# --- the guard when one worker is paused across the timeout ---------------------------------------
+# --- the guard when one worker is paused or killed across the timeout -----------------------------
 
 TIMEOUT = 6.0
-"""The heartbeat timeout of the paused deployment (seconds): the guard counts at 3 s of silence."""
+"""The heartbeat timeout of these deployments (seconds): the guard counts at 3 s of silence."""
 
 
-@pytest.fixture(scope="module")
-def paused_outage(kafka: KafkaService, own_smtp_server: SmtpSink,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The same fleet and cut as `outage`, but worker b is stopped (SIGSTOP) from just before the
-    cut until a has run a whole heartbeat check after its own silent UTMs crossed the timeout (b
-    stays a member: less than the session timeout). While b is stopped, a has no word of b's share
-    newer than the cut: a pause of ours, which must not turn a's share into customers' utm-down."""
-    a, b = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp("paused-fleet"), ["a", "b"],
+@pytest.fixture(scope="module", params=["paused", "killed"])
+def stalled_outage(request: pytest.FixtureRequest, kafka: KafkaService, own_smtp_server: SmtpSink,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The same fleet and cut as `outage`, but worker b stalls just before the cut, until a has
+    run a whole heartbeat check after its own silent UTMs crossed the timeout: "paused", b is
+    stopped (SIGSTOP) and then goes on (it stays a member: less than the session timeout);
+    "killed", b is killed -9 and a takes its partitions over (a restored partition counts its
+    silence only half a timeout after its restore). Meanwhile a has no word of b's share newer
+    than the cut: our own stall, which must not turn a's share into customers' utm-down."""
+    a, b = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp(f"{request.param}-fleet"), ["a", "b"],
                       {"MIMAMORI_HEARTBEAT_TIMEOUT": f"{TIMEOUT:g}s"})
     registry = registry_from_data(one_tenant_registry("t-fleet", "Fleet", ["noc@fleet.example"], FLEET))
     beats = Heartbeats(a, FLEET)
@@ -209,22 +212,27 @@ def paused_outage(kafka: KafkaService, own_smtp_server: SmtpSink,
         owners = {port for u in silent for port, parts in owned.items() if partition_of(u.encode()) in parts}
         a_share = [u for u in silent if partition_of(u.encode()) in owned[a.web_port]]
         assert b.proc is not None
-        os.kill(b.proc.pid, signal.SIGSTOP)
-        stopped = True
+        if request.param == "paused":
+            os.kill(b.proc.pid, signal.SIGSTOP)
+            stopped = True
+        else:
+            b.kill()
         beats.silent.update(silent)
         cut = time.time()  # no heartbeat of a silent UTM is dated after this
         # a's own silent UTMs cross the timeout (a second after the cut for the beat's way in);
-        # wait until a has run a whole check after that, its last one before b comes back
+        # wait until a has run a whole check after that
         crossed = cut + TIMEOUT + 1.0
         wait_for(lambda: a.metric("mimamori_agent_last_progress_seconds", agent="heartbeat-check") > crossed + 1.0,
                  timeout=30, every=0.1, message="a checks past its share's timeout")
-        os.kill(b.proc.pid, signal.SIGCONT)
-        stopped = False
-        wait_for(lambda: all(_gauge(w, "mimamori_mass_outage") == 1 for w in (a, b)), timeout=60,
-                 message="both workers declare the mass outage")
-        wait_for(lambda: sum(w.metric("mimamori_utms", status="offline") for w in (a, b)) == len(silent), timeout=60,
+        if stopped:
+            os.kill(b.proc.pid, signal.SIGCONT)
+            stopped = False
+        live = [w for w in (a, b) if w.proc is not None and w.proc.poll() is None]
+        wait_for(lambda: all(_gauge(w, "mimamori_mass_outage") == 1 for w in live), timeout=90,
+                 message="the live workers declare the mass outage")
+        wait_for(lambda: sum(w.metric("mimamori_utms", status="offline") for w in live) == len(silent), timeout=90,
                  message="the silent UTMs offline")
-        settle(a, b)  # a utm-down made now would come out
+        settle(*live)  # a utm-down made now would come out
         mails = list(own_smtp_server.received())[before:]
         yield {"owners": owners, "a_share": a_share, "mails": mails, "silent": silent}
     finally:
@@ -235,8 +243,8 @@ def paused_outage(kafka: KafkaService, own_smtp_server: SmtpSink,
             worker.stop()
 
 
-def test_a_paused_worker_does_not_leave_the_other_to_mail_its_share(paused_outage: dict[str, Any]) -> None:
-    assert len(paused_outage["owners"]) == 2 and paused_outage["a_share"], "the silent UTMs are spread over both workers"
-    down = [m["X-Mimamori-Utm"] for m in paused_outage["mails"] if m["X-Mimamori-Kind"] == "utm-down"
-            and m["X-Mimamori-Utm"] in paused_outage["silent"]]
-    assert down == [], f"customers were mailed about our own pause: {down}"
+def test_a_stalled_worker_does_not_leave_the_other_to_mail_its_share(stalled_outage: dict[str, Any]) -> None:
+    assert len(stalled_outage["owners"]) == 2 and stalled_outage["a_share"], "the silent UTMs are spread over both workers"
+    down = [m["X-Mimamori-Utm"] for m in stalled_outage["mails"] if m["X-Mimamori-Kind"] == "utm-down"
+            and m["X-Mimamori-Utm"] in stalled_outage["silent"]]
+    assert down == [], f"customers were mailed about our own stall: {down}"
