@@ -264,9 +264,11 @@ class PartitionedProcessor(Service):
         if tails:  # what was handed over commits (or fails) before its producer goes
             await asyncio.wait([t for t in tails], timeout=10)
         consumer, self.consumer = self.consumer, None
-        for slot in list(self.slots.values()):
-            if slot.restore is not None:
-                slot.restore.cancel()
+        restores = [slot.restore for slot in self.slots.values() if slot.restore is not None and not slot.restore.done()]
+        for restore in restores:
+            restore.cancel()
+        if restores:  # their state readers close before the worker closes its event loop
+            await asyncio.wait(restores, timeout=10)
         if consumer is not None:
             await consumer.stop()
         for slot in [*self.slots.values(), *self.stash.values()]:
@@ -773,8 +775,8 @@ class PartitionedProcessor(Service):
                                   isolation_level="read_committed", client_id=f"{self.group}-restore",
                                   fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
                                   **self.client_options)
-        await reader.start()
         try:
+            await reader.start()  # inside: a restore cancelled while the reader connects still closes it
             tps = [TopicPartition(t, partition) for t in topics]
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)

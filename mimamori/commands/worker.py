@@ -26,9 +26,8 @@ def _time(text: str) -> datetime:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from faust import Worker
-
     from agents.runtime.memory import collect_less, large_blocks_mapped
+    from agents.runtime.shell import Worker
     from agents.worker import build_app
     from pipeline.logs import logging_config
 
