@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 
-SLOWEST_FIRST = ("test_kill_loop.py", "test_kafka_sasl_ssl.py", "test_mail_delivery.py", "test_mail_isolation.py",
-                 "test_pause.py", "test_maintenance_window_flow.py", "test_gateway_outage.py", "test_workers.py",
-                 "test_worker_flow.py", "test_report_delivery.py")
+SLOWEST_FIRST = ("test_kill_loop.py", "test_workers.py", "test_mail_delivery.py", "test_gateway_outage.py",
+                 "test_mail_isolation.py", "test_pause.py", "test_kafka_sasl_ssl.py", "test_report_delivery.py",
+                 "test_slow_restore.py", "test_notices_flow.py", "test_maintenance_window_flow.py")
 """Integration modules that take minutes, longest first: a distributed run (make test: pytest-xdist
 with --no-loadscope-reorder) starts them first, so none of them is left running alone at the end.
 Then the other integration modules, then the unit tests, each in the order of their files."""
