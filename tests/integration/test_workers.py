@@ -131,6 +131,18 @@ def spread_silent(count: int) -> list[str]:
     return chosen
 
 
+def start_fleet(a: WorkerProcess, b: WorkerProcess, registry: Any, beats: Heartbeats) -> None:
+    """Both workers up with the fleet's registry, each owning detect partitions, every UTM beating."""
+    a.start()
+    b.start()
+    produce(a.bootstrap, registry_records(registry, a.topics))
+    wait_for(lambda: all(w.health().get("partitions", {}).get("detect") for w in (a, b)), timeout=90,
+             message="both workers own detect partitions")
+    beats.thread.start()
+    wait_for(lambda: sum(w.metric("mimamori_utms", status="online") for w in (a, b)) == len(FLEET), timeout=60,
+             message="every UTM seen online")
+
+
 @pytest.fixture(scope="module")
 def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     a, b = deployment(kafka, own_smtp_server, tmp_path_factory.mktemp("fleet"), ["a", "b"],
@@ -138,14 +150,7 @@ def outage(kafka: KafkaService, own_smtp_server: SmtpSink, tmp_path_factory: pyt
     registry = registry_from_data(one_tenant_registry("t-fleet", "Fleet", ["noc@fleet.example"], FLEET))
     beats = Heartbeats(a, FLEET)
     try:
-        a.start()
-        b.start()
-        produce(a.bootstrap, registry_records(registry, a.topics))
-        wait_for(lambda: all(w.health().get("partitions", {}).get("detect") for w in (a, b)), timeout=90,
-                 message="both workers own detect partitions")
-        beats.thread.start()
-        wait_for(lambda: sum(w.metric("mimamori_utms", status="online") for w in (a, b)) == len(FLEET), timeout=60,
-                 message="every UTM seen online")
+        start_fleet(a, b, registry, beats)
         silent = spread_silent(10)
         owners = {w.web_port for w in (a, b) for u in silent
                   if partition_of(u.encode()) in w.health().get("partitions", {}).get("detect", [])}
@@ -199,14 +204,7 @@ def stalled_outage(request: pytest.FixtureRequest, kafka: KafkaService, own_smtp
     stopped = False
     before = len(own_smtp_server.received())  # the module's other fleet mails (same UTM ids) are not ours
     try:
-        a.start()
-        b.start()
-        produce(a.bootstrap, registry_records(registry, a.topics))
-        wait_for(lambda: all(w.health().get("partitions", {}).get("detect") for w in (a, b)), timeout=90,
-                 message="both workers own detect partitions")
-        beats.thread.start()
-        wait_for(lambda: sum(w.metric("mimamori_utms", status="online") for w in (a, b)) == len(FLEET), timeout=60,
-                 message="every UTM seen online")
+        start_fleet(a, b, registry, beats)
         silent = spread_silent(10)
         owned = {w.web_port: set(w.health().get("partitions", {}).get("detect", [])) for w in (a, b)}
         owners = {port for u in silent for port, parts in owned.items() if partition_of(u.encode()) in parts}
