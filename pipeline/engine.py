@@ -403,7 +403,7 @@ class MailDesk:
                 continue
             assert request.change is not None
             tenants.add(request.tenant_id)
-            mails.extend(self.offer(request.change, now))
+            mails.extend(self.offer(request.change, now, request.at))
         return self._stepped(mails, tenants)
 
     def tick(self, now: datetime) -> MailStep:
@@ -438,15 +438,16 @@ class MailDesk:
             return None
         return tenant
 
-    def offer(self, change: AlertChange, now: datetime) -> list[Mail]:
+    def offer(self, change: AlertChange, now: datetime, judged_at: datetime | None = None) -> list[Mail]:
         """An alert change. A verdict's report or re-grade is mailed at once, and then counts as the
-        grade the customer was told; any other change waits for its group (new or raised grades).
+        grade the customer was told; any other change waits for its group (new or raised grades),
+        its arrival the moment it was judged (`judged_at`, never after `now`; `now` without it).
         A change brought by an event after the contract's end is never mailed."""
         alert = change.alert
         tenant = self._mailable(alert.tenant_id, alert.last_seen)
         if change.verdict is None:
             if tenant is not None:
-                self.scheduler.offer(alert, now)
+                self.scheduler.offer(alert, now if judged_at is None else min(judged_at, now))
             return []
         if tenant is None or not change.notice:
             return []
@@ -463,8 +464,9 @@ class MailDesk:
             return []
         return [render_utm_mail(notice.kind, tenant, notice.utm_id, notice.offline_since, now, self.settings.tz)]
 
-    def next_due(self) -> datetime | None:
-        return self.scheduler.next_due()
+    def next_due(self, tenants: Iterable[str] | None = None) -> datetime | None:
+        """The earliest due time of every tenant's pending alerts, or of only those `tenants`."""
+        return self.scheduler.next_due(tenants)
 
     def due(self, now: datetime) -> list[Mail]:
         """The alert mails due at `now`: per tenant, its pending alerts in mails of at most

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import dataclasses
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -23,7 +24,8 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime.follow import CompactedFollower
-from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from agents.runtime.processor import (Message, Output, PartitionedProcessor, SavedState,
+                                      StateWrite)
 from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size
 from pipeline.dedup import Deduper, encode_pairs, pair_bytes
 from pipeline.config import Settings
@@ -110,7 +112,7 @@ class DetectHandler:
                 await asyncio.sleep(0)  # the partition's lock is held: only other work runs meanwhile
             stepping.take(inputs[start:start + SLICE])
         step = stepping.done()
-        output = self.output(step)
+        output = self.output(step, now)
         versions = step.alert_versions
         if versions:
             arrived = [r.timestamp for r in records if r.timestamp and r.timestamp > 0]
@@ -133,7 +135,7 @@ class DetectHandler:
         now = ctx.clock.now()
         read_until = NOTHING_READ if read is None else min(now, datetime.fromtimestamp(read, timezone.utc))
         step = detector.tick(now, read_until)
-        output = self.output(step)
+        output = self.output(step, now)
         monitor = detector.monitor
         counted = None if monitor.counted_until is None else monitor.counted_until.timestamp()
         report = SilenceReport(monitor.silent_count, monitor.seen_count, now.timestamp(), counted)
@@ -155,19 +157,20 @@ class DetectHandler:
         detector = self.detectors.get(partition)
         if detector is None:
             return Output()
-        return self.output(detector.upkeep(self.ctx.clock.now()))
+        now = self.ctx.clock.now()
+        return self.output(detector.upkeep(now), now)
 
     async def upkeep_all(self) -> None:
         assert self.processor is not None
         await self.processor.each_partition(self.upkeep)
         self.ctx.progressed("expire-state")
 
-    def output(self, step: DetectorStep) -> Output:
-        """Every message of a step (rejections, alert versions, mail requests, alert routes, the rows
-        for the store) and its state changes."""
+    def output(self, step: DetectorStep, now: datetime) -> Output:
+        """Every message of a step (rejections, alert versions, mail requests stamped with `now`, the
+        step's clock, alert routes, the rows for the store) and its state changes."""
         ctx = self.ctx
         out = step.outputs
-        messages = _messages(ctx, step) + row_text_messages(ctx.settings.topics.store_rows, step.row_texts)
+        messages = _messages(ctx, step, now) + row_text_messages(ctx.settings.topics.store_rows, step.row_texts)
         for rejection in out.rejections:
             ctx.metrics.rejections.labels(rejection.reason).inc()
         for change in step.alert_versions:
@@ -179,7 +182,7 @@ class DetectHandler:
         return Output(messages, _state_writes(step))
 
 
-def _messages(ctx: Context, step: DetectorStep) -> list[Message]:
+def _messages(ctx: Context, step: DetectorStep, now: datetime) -> list[Message]:
     topics = ctx.settings.topics
     messages: list[Message] = []
     for rejection in step.outputs.rejections:
@@ -191,6 +194,8 @@ def _messages(ctx: Context, step: DetectorStep) -> list[Message]:
         if change.alert.version == 1:
             messages.append((topics.alert_routes, alert.alert_id.encode(), alert.utm_id.encode(), None))
     for request in step.mail_requests:
+        if request.change is not None:  # judged now: the alert's arrival at the mail timing
+            request = dataclasses.replace(request, at=now)
         messages.append((topics.mail_requests, request.tenant_id.encode(), orjson.dumps(request.to_record()), None))
     return messages
 

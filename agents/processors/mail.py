@@ -2,25 +2,32 @@
 tenant_id) and their delivery from `mail.outbox` (the sender, agents/processors/sender.py).
 
 The mail timing writes a step's mails, the schedules they leave and the requests' offsets in one
-transaction. The sender records each outbox mail in its ledger in the transaction that commits the
-outbox offset and delivers it in the background, each outcome saved in the partition's transaction.
+transaction. A due mail goes at its due time, not at a timer's next tick: each owned partition has
+a wake-up at the earliest due time of its tenants (brought forward when a step makes one earlier),
+and a partition that falls due is ticked alone, in its own transaction; a timer looks at every
+partition once a second besides, in case a wake-up was missed. The sender records each outbox mail
+in its ledger in the transaction that commits the outbox offset and delivers it in the background,
+each outcome saved in the partition's transaction.
 """
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord
 
-from agents.context import Context
-from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
+from agents.context import Context, log
+from agents.runtime.processor import (Message, Output, PartitionedProcessor, SavedState,
+                                      StateWrite)
 from agents.processors.sender import SendHandler, register as register_sender
 from pipeline.engine import MailDesk
 from pipeline.mail.requests import MailRequest
 from pipeline.step import MailStep
 
-DUE_INTERVAL = 0.25
-"""How often due alert mails are looked for (seconds): part of a ★★★ mail's urgent wait + 1 s budget."""
+DUE_INTERVAL = 1.0
+"""How often every partition is looked at for due alert mails besides its wake-up (seconds)."""
 LEDGER_PRUNE_INTERVAL = 3600.0
 
 
@@ -35,6 +42,10 @@ class MailHandler:
         self.ctx = ctx
         self.desks: dict[int, MailDesk] = {}
         self.processor: PartitionedProcessor | None = None
+        self.next_due: dict[int, datetime] = {}
+        """Per partition, the earliest due time of its tenants (or earlier: a wake-up finds nothing)."""
+        self.wakeups: dict[int, asyncio.TimerHandle] = {}
+        self._waking: set[asyncio.Task[None]] = set()
 
     @property
     def desk(self) -> MailDesk | None:
@@ -45,9 +56,11 @@ class MailHandler:
         desk = MailDesk(self.ctx.settings, self.ctx.registry.tenants.get)
         desk.restore(saved.keyed.get(partition, {}).items())
         self.desks[partition] = desk
+        self._due(partition, desk.next_due(), anew=True)
 
     async def revoked(self, partition: int) -> None:
         self.desks.pop(partition, None)
+        self._due(partition, None, anew=True)
 
     async def handle(self, partition: int, records: list[ConsumerRecord]) -> Output:
         now = self.ctx.clock.now()
@@ -58,8 +71,12 @@ class MailHandler:
                 requests.append(MailRequest.from_record(orjson.loads(record.value or b"")))
             except Exception as exc:  # noqa: BLE001 - a record that can never be read is dead-lettered
                 dead.append(self.ctx.dead_letter("mail-timing", record, exc))
-        output = self._output(self.desks[partition].step(requests, now))
+        desk = self.desks[partition]
+        output = self._output(desk.step(requests, now))
         output.messages.extend(dead)
+        # a step can only bring the due time of the tenants it touched forward
+        tenants = {request.tenant_id for request in requests if request.change is not None}
+        self._due(partition, desk.next_due(tenants))
         self.ctx.progressed("mail-timing")
         return output
 
@@ -67,12 +84,61 @@ class MailHandler:
         desk = self.desks.get(partition)
         if desk is None:
             return Output()
-        return self._output(desk.tick(self.ctx.clock.now()))
+        output = self._output(desk.tick(self.ctx.clock.now()))
+        self._due(partition, desk.next_due(), anew=True)
+        return output
 
     async def tick_all(self) -> None:
-        assert self.processor is not None
-        await self.processor.each_partition(self.tick)
+        """The timer: every partition whose earliest due time has come, at once (each in its own
+        transaction), and each partition's wake-up made again from all its tenants."""
+        now = self.ctx.clock.now()
+        due = []
+        for partition, desk in list(self.desks.items()):
+            at = desk.next_due()
+            if at is not None and at <= now:
+                due.append(partition)  # its tick sets its next wake-up
+            else:
+                self._due(partition, at, anew=True)
+        if due:
+            await asyncio.gather(*(self._tick_now(p) for p in due))
         self.ctx.progressed("mail-due")
+
+    async def _tick_now(self, partition: int) -> None:
+        assert self.processor is not None
+        await self.processor.transact(partition, lambda: self.tick(partition))
+
+    def _due(self, partition: int, at: datetime | None, *, anew: bool = False) -> None:
+        """Note a partition's earliest due time (`anew`: computed from all its tenants; otherwise
+        only ever earlier) and set its wake-up for then."""
+        if not anew:
+            known = self.next_due.get(partition)
+            if at is None or (known is not None and known <= at):
+                return
+        handle = self.wakeups.pop(partition, None)
+        if handle is not None:
+            handle.cancel()
+        if at is None:
+            self.next_due.pop(partition, None)
+            return
+        self.next_due[partition] = at
+        delay = max(0.0, (at - self.ctx.clock.now()).total_seconds())
+        self.wakeups[partition] = asyncio.get_running_loop().call_later(delay, self._spawn_wake, partition, at)
+
+    def _spawn_wake(self, partition: int, at: datetime) -> None:
+        task = asyncio.ensure_future(self._wake(partition, at))
+        self._waking.add(task)
+        task.add_done_callback(self._waking.discard)
+
+    async def _wake(self, partition: int, at: datetime) -> None:
+        """A partition's wake-up: its due mails in a transaction of their own, then the next wake-up."""
+        if self.next_due.get(partition) != at:
+            return  # moved meanwhile
+        self.wakeups.pop(partition, None)
+        try:
+            await self._tick_now(partition)
+        except Exception:  # noqa: BLE001 - the timer looks again within DUE_INTERVAL
+            self.ctx.metrics.agent_errors.labels("mail-due").inc()
+            log.exception("mail timing: the due mails of partition %d failed; the timer tries again", partition)
 
     def _output(self, step: MailStep) -> Output:
         writes = [StateWrite(-1, key, value) for key, value in step.state.keyed.items()]
@@ -85,7 +151,8 @@ def register(ctx: Context) -> tuple[MailHandler, SendHandler]:
     topics = ctx.settings.topics
     common: dict[str, Any] = ctx.processor_options()
     timing = PartitionedProcessor(name="mail-timing", group=topics.group("mail-timing"), inputs=[topics.mail_requests],
-                                  handler=handler, state_topic=topics.mail_state, max_records=1000, **common)
+                                  handler=handler, state_topic=topics.mail_state, max_records=1000,
+                                  **common)
     handler.processor = timing
     ctx.add_processor(timing)
     ctx.guarded_timer(DUE_INTERVAL, "mail-due", handler.tick_all)

@@ -4,14 +4,19 @@
 `alert`: an alert is new or changed (the mail timing decides whether and when it is mailed);
 `verdict`: an analyst's verdict changed it (`notice` says which mail, if any, goes at once);
 `utm`: a UTM status notice (utm-down, reminder, recovered).
+
+`at` (alert and verdict requests) is the UTM side's clock when it judged the change: the moment the
+alert needed mailing, its *arrival* (CONTRACT.md, "Mail timing"). The urgent wait runs from there,
+not from when the mail timing happened to read the request a hop later.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pipeline.correlate import AlertChange
-from pipeline.models import Alert, Notice, Verdict
+from pipeline.models import Alert, Notice, Verdict, iso, parse_time
 
 KINDS = ("alert", "verdict", "utm")
 
@@ -22,6 +27,8 @@ class MailRequest:
     tenant_id: str
     change: AlertChange | None = None
     notice: Notice | None = None
+    at: datetime | None = None
+    """When the change was judged (None: take the mail timing's clock)."""
 
     @classmethod
     def for_change(cls, change: AlertChange) -> "MailRequest":
@@ -40,6 +47,8 @@ class MailRequest:
         if self.change.verdict is not None:
             record.update(notice=self.change.notice, previous_grade=self.change.previous_grade,
                           verdict=self.change.verdict.to_record())
+        if self.at is not None:
+            record["at"] = iso(self.at)
         return record
 
     @classmethod
@@ -51,12 +60,13 @@ class MailRequest:
         if kind not in KINDS:
             raise ValueError(f"unknown mail request type {kind!r}")
         alert = Alert.from_record(data["alert"])
+        at = parse_time(data["at"]) if data.get("at") else None
         if kind == "verdict":
             change = AlertChange(alert, data.get("previous_grade"), data.get("notice"), True,
                                  Verdict.from_record(data["verdict"]))
         else:
             change = AlertChange(alert, None, None)
-        return cls(kind, alert.tenant_id, change=change)
+        return cls(kind, alert.tenant_id, change=change, at=at)
 
 
 def mail_requests(versions: list[AlertChange], notices: list[Notice]) -> list[MailRequest]:

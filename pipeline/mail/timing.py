@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 from pipeline.models import Alert, iso, parse_time
 
@@ -277,8 +277,10 @@ class MailScheduler:
     def note_mailed(self, tenant_id: str, alert_id: str, grade: int, now: datetime) -> None:
         self.schedule_of(tenant_id).note_mailed(alert_id, grade, now)
 
-    def next_due(self) -> datetime | None:
-        dues = [due for due in (s.due_at() for s in self.tenants.values()) if due is not None]
+    def next_due(self, tenants: Iterable[str] | None = None) -> datetime | None:
+        """The earliest due time of all tenants, or of only those named."""
+        schedules = self.tenants.values() if tenants is None else filter(None, map(self.tenants.get, tenants))
+        dues = [due for due in (s.due_at() for s in schedules) if due is not None]
         return min(dues, default=None)
 
     def take_due(self, now: datetime) -> list[tuple[str, list[Alert]]]:

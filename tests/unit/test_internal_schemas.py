@@ -2,6 +2,7 @@
 what the schema refuses the model refuses too."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -22,6 +23,7 @@ ALERT = Alert("a-1", "t-1", "utm-1", "192.168.1.2", None, 0, "unknown", "Unknown
               ("other",), "wait_investigation", "investigating", None, 1, AT)
 RECORDS = [
     ("mail-request.json", MailRequest.for_change(AlertChange(ALERT, None, None)).to_record()),
+    ("mail-request.json", dataclasses.replace(MailRequest.for_change(AlertChange(ALERT, None, None)), at=AT).to_record()),
     ("mail-request.json", MailRequest.for_change(AlertChange(ALERT, 0, "investigation-report", True,
                                                              Verdict("a-1", 2, "scanned", AT))).to_record()),
     ("mail-request.json", MailRequest.for_notice(Notice("utm-down-reminder", "utm-1", "t-1", AT, AT, AT, True, None,
