@@ -24,8 +24,7 @@ from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
 from agents.runtime.follow import CompactedFollower
-from agents.runtime.processor import (Message, Output, PartitionedProcessor, SavedState,
-                                      StateWrite)
+from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from pipeline.bounds import SEEN_MESSAGE_BYTES, chunks_by_size
 from pipeline.dedup import Deduper, encode_pairs, pair_bytes
 from pipeline.config import Settings

@@ -19,8 +19,7 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from agents.context import Context, log
-from agents.runtime.processor import (Message, Output, PartitionedProcessor, SavedState,
-                                      StateWrite)
+from agents.runtime.processor import Message, Output, PartitionedProcessor, SavedState, StateWrite
 from agents.processors.sender import SendHandler, register as register_sender
 from pipeline.engine import MailDesk
 from pipeline.mail.requests import MailRequest
@@ -151,8 +150,7 @@ def register(ctx: Context) -> tuple[MailHandler, SendHandler]:
     topics = ctx.settings.topics
     common: dict[str, Any] = ctx.processor_options()
     timing = PartitionedProcessor(name="mail-timing", group=topics.group("mail-timing"), inputs=[topics.mail_requests],
-                                  handler=handler, state_topic=topics.mail_state, max_records=1000,
-                                  **common)
+                                  handler=handler, state_topic=topics.mail_state, max_records=1000, **common)
     handler.processor = timing
     ctx.add_processor(timing)
     ctx.guarded_timer(DUE_INTERVAL, "mail-due", handler.tick_all)

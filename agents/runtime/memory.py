@@ -1,8 +1,9 @@
 """How the worker's process keeps its memory: glibc's malloc thresholds and Python's collector.
 
-Both are set once, by `mimamori worker`, before and after the app is built. Malloc: by default glibc serves a block above the mmap threshold (128 KiB at first) from mmap and returns it
-at once when freed, but each such free raises the threshold to that block's size (up to 32 MiB): after
-the first fetched store-rows message or producer batch is freed, every later one of those sizes comes
+Both are set once, by `mimamori worker`, before and after the app is built. Malloc: by default
+glibc serves a block above the mmap threshold (128 KiB at first) from mmap and returns it at once
+when freed, but each such free raises the threshold to that block's size (up to 32 MiB): after the
+first fetched store-rows message or producer batch is freed, every later one of those sizes comes
 from the heap, whose freed space between live blocks is kept by the process. Draining a backlog, a
 worker's heap grew to ~260-290 MiB with ~180-230 MiB of it free (mallinfo2 at its peak). A fixed
 threshold keeps large, short-lived buffers (fetch responses, records of ~1 MB, producer batches,

@@ -68,4 +68,3 @@ class Worker(faust.Worker):
         longer than its work (~100 stops in the test suite, and every rolling restart). One turn of
         the loop runs the callbacks the stops scheduled (transports' close) all the same."""
         await asyncio.sleep(0)
-
