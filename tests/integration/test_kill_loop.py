@@ -19,16 +19,13 @@ import pytest
 from pipeline.io.kafka_admin import PARTITIONS
 from pipeline.simulate import Simulation
 from tests.support.flows import final_alerts, publish_registry, send_lines, stored_events
-from tests.support.services import ROOT, KafkaService, SmtpSink
+from tests.support.services import KILL_REPEAT_WINDOW, ROOT, KafkaService, SmtpSink, copies_unexplained_by_kills
 from tests.support.worker import (
     MAIL_HOLD, PROCESSOR_INPUTS, WorkerProcess, committed_up_to, end_offsets, read_to_end, settle, wait_for,
 )
 
 ITERATIONS = 20
 KILLED_AT: list[float] = []
-REPEAT_WINDOW = 15.0
-"""Seconds between the SMTP server's acceptance of a mail and the commit of its ledger entry that a
-loaded machine may take: a kill in that window is the one cause of a repeat."""
 MOMENTS = ("at-start", "restoring", "mid-batch", "after-alert", "mailing")
 
 
@@ -230,16 +227,10 @@ def test_a_message_id_repeats_only_for_a_kill_between_smtp_and_the_ledger(chaos:
     sender's ledger recorded it (the kills "mailing" aim at that moment; the sender delivers several
     mails at once, so one kill may repeat each of those in flight). The repeat then carries the same
     Message-ID, so the customer's mail client shows one mail. Every copy but the last of a repeated
-    mail must be followed by a kill within REPEAT_WINDOW; any other repeat fails."""
-    copies: dict[str, list[float]] = collections.defaultdict(list)
-    for mail, at in chaos["arrivals"]:
-        copies[str(mail["Message-ID"])].append(at)
-    assert copies
-    unexplained = {}
-    for message_id, times in copies.items():
-        for at in times[:-1]:
-            if not any(at <= killed <= at + REPEAT_WINDOW for killed in chaos["killed_at"]):
-                unexplained[message_id] = len(times)
+    mail must be followed by a kill within KILL_REPEAT_WINDOW; any other repeat fails."""
+    arrivals = [(str(mail["Message-ID"]), at) for mail, at in chaos["arrivals"]]
+    assert arrivals
+    unexplained = copies_unexplained_by_kills(arrivals, chaos["killed_at"], KILL_REPEAT_WINDOW)
     assert unexplained == {}, unexplained
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from contextlib import contextmanager
 import socket
 import subprocess
@@ -12,7 +13,7 @@ from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 from threading import Lock
-from typing import Iterator
+from typing import Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -204,23 +205,31 @@ class SmtpSink:
     def unexplained_repeats(self, kills: list[float], window: float = KILL_REPEAT_WINDOW,
                             kind: str | None = None) -> list[str]:
         """The Message-IDs (of `kind`, or all) that arrived more than once for no reason the sender
-        owns up to. Its one repeat (agents/processors/sender.py): SMTP has no way to take a mail
-        back, so a SIGKILL between the server's acceptance and the commit of the ledger's outcome
-        makes the next owner send that mail again, under the same Message-ID. A repeat is explained
-        when it arrived twice, its first arrival `window` seconds or less before a kill, and there
-        are no more repeated mails than kills."""
+        owns up to (`copies_unexplained_by_kills`), for a mail sent one at a time: a repeat is
+        explained when it arrived twice, its first copy shortly before a kill, and there are no more
+        repeated mails than kills."""
         with self._lock:
             arrived = [(str(m["Message-ID"]), at) for m, at in zip(self.messages, self.arrivals)
                        if kind is None or m["X-Mimamori-Kind"] == kind]
-        firsts: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        for message_id, at in arrived:
-            firsts.setdefault(message_id, at)
-            counts[message_id] = counts.get(message_id, 0) + 1
+        counts = Counter(message_id for message_id, _ in arrived)
         repeated = [mid for mid, n in counts.items() if n > 1]
-        unexplained = [mid for mid in repeated if counts[mid] > 2
-                       or not any(0 <= kill - firsts[mid] <= window for kill in kills)]
-        return repeated if len(repeated) > len(kills) else unexplained
+        unexplained = set(copies_unexplained_by_kills(arrived, kills, window))
+        unexplained.update(mid for mid in repeated if counts[mid] > 2)
+        return repeated if len(repeated) > len(kills) else [mid for mid in repeated if mid in unexplained]
+
+
+def copies_unexplained_by_kills(arrivals: Iterable[tuple[str, float]], kills: list[float],
+                                window: float = KILL_REPEAT_WINDOW) -> dict[str, int]:
+    """The sender's one admitted repeat (agents/processors/sender.py): SMTP has no way to take a mail
+    back, so a SIGKILL between the server's acceptance and the commit of the ledger's outcome makes
+    the next owner send that mail again, under the same Message-ID. Of `arrivals` ((Message-ID,
+    time) in arrival order), those with a copy, but the last, not followed by a kill within
+    `window` seconds -> their number of copies."""
+    copies: dict[str, list[float]] = {}
+    for message_id, at in arrivals:
+        copies.setdefault(message_id, []).append(at)
+    return {message_id: len(times) for message_id, times in copies.items()
+            if any(not any(at <= kill <= at + window for kill in kills) for at in times[:-1])}
 
 
 @contextmanager

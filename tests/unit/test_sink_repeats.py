@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from tests.support.services import SmtpSink
+from tests.support.services import SmtpSink, copies_unexplained_by_kills
 
 
 def sink_with(*arrivals: tuple[str, float, str]) -> SmtpSink:
@@ -43,3 +43,11 @@ def test_only_the_kind_asked_for_is_judged() -> None:
     sink = sink_with(("<r@x>", 100.0, "monthly-report"), ("<a@x>", 100.0, "alert"), ("<a@x>", 200.0, "alert"))
     assert sink.unexplained_repeats([], kind="monthly-report") == []
     assert sink.unexplained_repeats([], kind="alert") == ["<a@x>"]
+
+
+def test_the_kill_loops_rule_lets_each_copy_but_the_last_be_followed_by_a_kill() -> None:
+    """The kill loop's rule (several mails in flight at a kill, a mail may be in flight at two)."""
+    arrivals = [("<a@x>", 100.0), ("<b@x>", 100.5), ("<a@x>", 110.0), ("<b@x>", 110.5), ("<a@x>", 120.0)]
+    assert copies_unexplained_by_kills(arrivals, [101.0, 111.0]) == {}
+    assert copies_unexplained_by_kills(arrivals, [101.0]) == {"<a@x>": 3}
+    assert copies_unexplained_by_kills(arrivals, []) == {"<a@x>": 3, "<b@x>": 2}
